@@ -1,0 +1,320 @@
+//! The command line: argument definitions (clap) and the command implementations.
+//!
+//! Exit codes, for every command: 0 done, 1 some files failed (listed), 2 usage or
+//! configuration error, 3 refused (a safety check said no).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, DEFAULT_SITE, LogFormat};
+use crate::pipeline::Pipeline;
+use crate::pipeline::build::{self, BuildReport};
+use crate::pipeline::rules::RuleSet;
+
+/// Exit code: everything done.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: some files failed; they are listed.
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit code: bad usage or configuration.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: refused by a safety check.
+pub const EXIT_REFUSED: u8 = 3;
+
+/// edgeship: minify, precompress, deploy and purge web assets, and report what it saved.
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgeship",
+    version,
+    about,
+    long_about = "edgeship makes every file of a built web site as small as it can be without \
+changing what it means (JS and CSS minified, gzip/brotli/zstd variants), publishes it to a CDN \
+origin, purges CDN caches by pattern, and reports what that saved.\n\n\
+Configuration is layered: built-in defaults < config file (--config, EDGESHIP_CONFIG or \
+./edgeship.toml) < EDGESHIP_* environment variables (`__` for nesting, e.g. \
+EDGESHIP_SERVER__BIND=0.0.0.0:8080) < flags. With no configuration at all every command works: \
+site `default` on the local provider under the data directory.\n\n\
+Exit codes: 0 done, 1 some files failed (listed), 2 usage or configuration error, 3 refused by \
+a safety check.",
+    after_help = "Examples:\n  edgeship build ./dist --out ./out\n  edgeship serve\n  edgeship config check"
+)]
+pub struct Cli {
+    /// Config file (TOML). Default: ./edgeship.toml when present.
+    #[arg(long, global = true, env = "EDGESHIP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, e.g. `debug` or `edgeship=debug` (overrides log.level).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process a directory into minified files with .br/.gz/.zst siblings and a manifest.
+    ///
+    /// Every file is classified by extension (sniffed when missing). JS is minified with
+    /// oxc, CSS with lightningcss, JSON compacted; a file whose minifier fails ships
+    /// unchanged with a warning. Compressible files get gzip, brotli and zstd variants,
+    /// kept only when meaningfully smaller. Results are cached by content, so a rebuild of
+    /// unchanged files does no work. The output is ready for nginx `gzip_static` /
+    /// `brotli_static`; the manifest is written to OUT/.edgeship/manifest.json.
+    Build(BuildArgs),
+    /// Publish a directory to a site (process, upload what changed, purge). Not yet available.
+    Deploy(PendingArgs),
+    /// Run the HTTP service: APIs, metrics and the origin for local sites.
+    Serve(ServeArgs),
+    /// Purge CDN caches by path, glob, prefix or tag. Not yet available.
+    Purge(PendingArgs),
+    /// Print bandwidth saved and cache hit ratios. Not yet available.
+    Stats(PendingArgs),
+    /// Create, list and revoke API keys. Not yet available.
+    Keys(PendingArgs),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `edgeship build` arguments.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The directory to process (e.g. your front-end build's `dist/`).
+    pub input: PathBuf,
+    /// Where to write the processed tree.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Use this site's rules (cache-control, encodings, minify switches).
+    #[arg(long, default_value = DEFAULT_SITE)]
+    pub site: String,
+    /// Print the report as JSON on stdout instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write into a non-empty output directory that no earlier build created.
+    #[arg(long)]
+    pub force: bool,
+    /// Ignore the processing cache (results are still stored for next time).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+/// `edgeship serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides server.bind).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+}
+
+/// Arguments of commands that later releases fill in.
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    /// Arguments (ignored until the command is available).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+/// `edgeship config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the resolved configuration (all layers merged) with secrets redacted.
+    Check,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<ConfigError>().is_some() {
+                EXIT_USAGE
+            } else {
+                EXIT_PARTIAL
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let mut flags: Vec<(&str, toml::Value)> = Vec::new();
+    if let Some(level) = &cli.log_level {
+        flags.push(("log.level", toml::Value::String(level.clone())));
+    }
+    match &cli.command {
+        Command::Build(args) => {
+            if let Some(workers) = args.workers {
+                flags.push(("pipeline.workers", toml::Value::Integer(workers as i64)));
+            }
+            if args.no_cache {
+                flags.push(("pipeline.cache", toml::Value::Boolean(false)));
+            }
+        }
+        Command::Serve(args) => {
+            if let Some(bind) = &args.bind {
+                flags.push(("server.bind", toml::Value::String(bind.clone())));
+            }
+        }
+        _ => {}
+    }
+    let config = Config::load(cli.config.as_deref(), &flags)?;
+    init_tracing(&config);
+    match cli.command {
+        Command::Build(args) => run_build(&config, &args),
+        Command::Serve(_) => run_serve(config),
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.to_redacted_toml()?);
+            Ok(EXIT_OK)
+        }
+        Command::Deploy(_) => Ok(pending("deploy")),
+        Command::Purge(_) => Ok(pending("purge")),
+        Command::Stats(_) => Ok(pending("stats")),
+        Command::Keys(_) => Ok(pending("keys")),
+    }
+}
+
+fn pending(command: &str) -> u8 {
+    eprintln!(
+        "error: `edgeship {command}` is not yet available in this version; see `edgeship {command} --help` and the README for what is planned"
+    );
+    EXIT_USAGE
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Builds a pipeline for a site from config.
+pub fn pipeline_for(config: &Config, site: &str) -> anyhow::Result<Pipeline> {
+    let site = config.site(site)?;
+    let rules = RuleSet::new(&site.rules).map_err(|message| ConfigError::Value {
+        key: format!("sites.{}.rules", site.name),
+        message,
+    })?;
+    let pipeline =
+        Pipeline::new(&config.pipeline, rules, &config.cache_dir).map_err(|message| {
+            ConfigError::Value {
+                key: "pipeline".into(),
+                message,
+            }
+        })?;
+    Ok(pipeline)
+}
+
+fn run_build(config: &Config, args: &BuildArgs) -> anyhow::Result<u8> {
+    let pipeline = pipeline_for(config, &args.site)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.pipeline.workers)
+        .thread_name(|i| format!("edgeship-pipeline-{i}"))
+        .build()
+        .context("starting the pipeline worker pool")?;
+    let result = pool.install(|| build::build(&pipeline, &args.input, &args.out, args.force));
+    let report = match result {
+        Ok(report) => report,
+        Err(err) if err.is_refusal() => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_REFUSED);
+        }
+        Err(build::BuildError::Scan(err)) => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_USAGE);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_build_summary(&report, &args.out);
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {}: {}", warning.path, warning.message);
+    }
+    for failure in &report.failures {
+        eprintln!("error: {}", failure.message);
+    }
+    Ok(if report.failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+fn size(bytes: u64) -> String {
+    humansize::format_size(bytes, humansize::BINARY)
+}
+
+fn saving(from: u64, to: u64) -> String {
+    if from == 0 {
+        return "0.0%".into();
+    }
+    format!("{:+.1}%", (to as f64 - from as f64) / from as f64 * 100.0)
+}
+
+/// Prints the human summary of a build to stdout.
+pub fn print_build_summary(report: &BuildReport, out: &Path) {
+    println!(
+        "built {} files into {} in {:.2}s: {} in",
+        report.files,
+        out.display(),
+        report.duration_ms as f64 / 1000.0,
+        size(report.bytes_in)
+    );
+    println!(
+        "  {:<9}{:>12}  {:>7}  minified {}, unchanged after minifier failure {}",
+        "identity",
+        size(report.identity_bytes),
+        saving(report.bytes_in, report.identity_bytes),
+        report.minified,
+        report.minify_fallbacks
+    );
+    for (encoding, totals) in &report.encodings {
+        println!(
+            "  {:<9}{:>12}  {:>7}  {} variants",
+            encoding.token(),
+            size(totals.served_bytes),
+            saving(report.bytes_in, totals.served_bytes),
+            totals.variants
+        );
+    }
+    println!(
+        "  cache: {} hits, {} misses, {} compressions; {} warnings, {} failures",
+        report.cache_hits,
+        report.cache_misses,
+        report.compressions,
+        report.warnings.len(),
+        report.failures.len()
+    );
+}
+
+fn run_serve(config: Config) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = std::net::TcpListener::bind(config.server.bind)
+            .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+        let app = crate::http::AppState::new(&config)?;
+        eprintln!("edgeship serving on http://{}", listener.local_addr()?);
+        crate::http::serve(listener, app, crate::http::shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,520 @@
+//! Configuration: one nested serde struct, layered with `figment`.
+//!
+//! Layers, later wins: built-in defaults < file (`--config`, `EDGESHIP_CONFIG`, or
+//! `./edgeship.toml` when present) < environment (`EDGESHIP_…`, `__` for nesting, e.g.
+//! `EDGESHIP_SERVER__BIND`) < command-line flags. Unknown keys are errors that name the key.
+//! `config/edgeship.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::compress::Encoding;
+
+/// The file name looked up in the working directory when no config path is given.
+pub const DEFAULT_CONFIG_FILE: &str = "edgeship.toml";
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "EDGESHIP_";
+
+/// The name of the site used when a command names none and the config defines none.
+pub const DEFAULT_SITE: &str = "default";
+
+/// Errors while loading or checking configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file given explicitly does not exist.
+    #[error("config file {path} does not exist")]
+    MissingFile {
+        /// The path that was given.
+        path: PathBuf,
+    },
+    /// A layer failed to parse or a key is unknown or has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A value parsed but is out of range or inconsistent.
+    #[error("invalid configuration: {key}: {message}")]
+    Value {
+        /// The dotted key path, e.g. `pipeline.gzip_level`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A command named a site the config does not define.
+    #[error("unknown site `{name}` (configured sites: {known})")]
+    UnknownSite {
+        /// The requested site.
+        name: String,
+        /// The configured site names, comma separated.
+        known: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment reports every error of every layer; join them so none is lost.
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        Self::Invalid(messages.join("; "))
+    }
+}
+
+/// The whole resolved configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where edgeship keeps its state: the default local site, keys, job records.
+    pub data_dir: PathBuf,
+    /// Where the processing cache lives (safe to delete; it only saves work).
+    pub cache_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// The HTTP service (`edgeship serve`).
+    pub server: ServerConfig,
+    /// The asset pipeline (minify, precompress, processing cache).
+    pub pipeline: PipelineConfig,
+    /// Named deploy targets. Empty means one site, `default`, on the local provider.
+    pub sites: BTreeMap<String, SiteConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let data_dir = dirs::data_dir()
+            .map(|d| d.join("edgeship"))
+            .unwrap_or_else(|| PathBuf::from(".edgeship/data"));
+        let cache_dir = dirs::cache_dir()
+            .map(|d| d.join("edgeship"))
+            .unwrap_or_else(|| PathBuf::from(".edgeship/cache"));
+        Self {
+            data_dir,
+            cache_dir,
+            log: LogConfig::default(),
+            server: ServerConfig::default(),
+            pipeline: PipelineConfig::default(),
+            sites: BTreeMap::new(),
+        }
+    }
+}
+
+/// Log output settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `edgeship=debug,actix_web=info`.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of the HTTP service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Loopback by default so a fresh install exposes nothing.
+    pub bind: SocketAddr,
+    /// The site whose files the built-in origin serves.
+    pub origin_site: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            origin_site: DEFAULT_SITE.into(),
+        }
+    }
+}
+
+/// Settings of the asset pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Worker threads for processing; 0 means one per core.
+    pub workers: usize,
+    /// Which minifiers run (a rule's `minify = false` turns them off per path).
+    pub minify: MinifyConfig,
+    /// Variants produced for compressible files, unless a rule says otherwise.
+    pub encodings: Vec<Encoding>,
+    /// gzip level, 1–9.
+    pub gzip_level: u32,
+    /// brotli quality, 0–11.
+    pub brotli_quality: u32,
+    /// zstd level, 1–22.
+    pub zstd_level: i32,
+    /// Keep a variant only if it saves at least this percentage of the identity size…
+    pub min_saving_percent: f64,
+    /// …and at least this many bytes.
+    pub min_saving_bytes: u64,
+    /// Files at least this large are hashed and compressed by streaming from disk
+    /// instead of being read into memory (they are not minified).
+    pub stream_threshold_bytes: u64,
+    /// Browser targets for CSS (lightningcss), e.g. `{ chrome = "100", safari = "15.4" }`.
+    /// Empty keeps modern syntax as written (no lowering).
+    pub css_targets: BTreeMap<String, String>,
+    /// Glob patterns (relative to the input root) of files that are not published.
+    pub exclude: Vec<String>,
+    /// Reuse results of earlier runs from the on-disk processing cache.
+    pub cache: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            minify: MinifyConfig::default(),
+            encodings: vec![Encoding::Br, Encoding::Gzip, Encoding::Zstd],
+            gzip_level: 9,
+            brotli_quality: 11,
+            zstd_level: 19,
+            min_saving_percent: 5.0,
+            min_saving_bytes: 256,
+            stream_threshold_bytes: 16 * 1024 * 1024,
+            css_targets: BTreeMap::new(),
+            exclude: vec![
+                "**/.git/**".into(),
+                "**/.DS_Store".into(),
+                "**/Thumbs.db".into(),
+                ".edgeship/**".into(),
+            ],
+            cache: true,
+        }
+    }
+}
+
+/// Per-language minifier switches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinifyConfig {
+    /// JavaScript with oxc_minifier (compress + mangle; top-level names kept in scripts).
+    pub js: bool,
+    /// CSS with lightningcss.
+    pub css: bool,
+    /// JSON (also `.map`, `.webmanifest`) by removing insignificant whitespace.
+    pub json: bool,
+}
+
+impl Default for MinifyConfig {
+    fn default() -> Self {
+        Self {
+            js: true,
+            css: true,
+            json: true,
+        }
+    }
+}
+
+/// One deploy target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Provider kind: `local` is the embedded default.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Root directory of a `local` site; default `<data_dir>/sites/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// Ordered rules; the first whose pattern matches a path decides its settings.
+    #[serde(default)]
+    pub rules: Vec<crate::pipeline::rules::RuleConfig>,
+}
+
+fn default_provider() -> String {
+    "local".into()
+}
+
+/// A site with every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedSite {
+    /// The site name.
+    pub name: String,
+    /// Provider kind.
+    pub provider: String,
+    /// Root directory for a local site.
+    pub root: PathBuf,
+    /// The site's own rules (the built-in defaults apply after them).
+    pub rules: Vec<crate::pipeline::rules::RuleConfig>,
+}
+
+impl Config {
+    /// Loads the configuration from all layers. `file` is an explicit `--config` path
+    /// (or `EDGESHIP_CONFIG`); `flags` holds dotted-key overrides from the command line.
+    pub fn load(file: Option<&Path>, flags: &[(&str, toml::Value)]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::MissingFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+            None => {}
+        }
+        figment = figment.merge(env_provider());
+        for (key, value) in flags {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        let config: Self = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and consistency that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.pipeline;
+        let bad = |key: &str, message: String| {
+            Err(ConfigError::Value {
+                key: key.into(),
+                message,
+            })
+        };
+        if !(1..=9).contains(&p.gzip_level) {
+            return bad(
+                "pipeline.gzip_level",
+                format!("{} is not in 1..=9", p.gzip_level),
+            );
+        }
+        if p.brotli_quality > 11 {
+            return bad(
+                "pipeline.brotli_quality",
+                format!("{} is not in 0..=11", p.brotli_quality),
+            );
+        }
+        if !(1..=22).contains(&p.zstd_level) {
+            return bad(
+                "pipeline.zstd_level",
+                format!("{} is not in 1..=22", p.zstd_level),
+            );
+        }
+        if !(0.0..100.0).contains(&p.min_saving_percent) {
+            return bad(
+                "pipeline.min_saving_percent",
+                format!("{} is not in 0..100", p.min_saving_percent),
+            );
+        }
+        crate::pipeline::minify::css::parse_targets(&p.css_targets).map_err(|message| {
+            ConfigError::Value {
+                key: "pipeline.css_targets".into(),
+                message,
+            }
+        })?;
+        crate::pipeline::rules::compile_globs(&p.exclude).map_err(|message| {
+            ConfigError::Value {
+                key: "pipeline.exclude".into(),
+                message,
+            }
+        })?;
+        for (name, site) in &self.sites {
+            if site.provider != "local" {
+                return bad(
+                    &format!("sites.{name}.provider"),
+                    format!(
+                        "provider `{}` is not available in this build (available: local)",
+                        site.provider
+                    ),
+                );
+            }
+            crate::pipeline::rules::RuleSet::new(&site.rules).map_err(|message| {
+                ConfigError::Value {
+                    key: format!("sites.{name}.rules"),
+                    message,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a site by name; `default` always exists when no sites are configured.
+    pub fn site(&self, name: &str) -> Result<ResolvedSite, ConfigError> {
+        if let Some(site) = self.sites.get(name) {
+            return Ok(ResolvedSite {
+                name: name.into(),
+                provider: site.provider.clone(),
+                root: site.root.clone().unwrap_or_else(|| self.site_root(name)),
+                rules: site.rules.clone(),
+            });
+        }
+        if name == DEFAULT_SITE && self.sites.is_empty() {
+            return Ok(ResolvedSite {
+                name: name.into(),
+                provider: default_provider(),
+                root: self.site_root(name),
+                rules: Vec::new(),
+            });
+        }
+        let known: Vec<&str> = self.sites.keys().map(String::as_str).collect();
+        Err(ConfigError::UnknownSite {
+            name: name.into(),
+            known: if known.is_empty() {
+                DEFAULT_SITE.into()
+            } else {
+                known.join(", ")
+            },
+        })
+    }
+
+    fn site_root(&self, name: &str) -> PathBuf {
+        self.data_dir.join("sites").join(name)
+    }
+
+    /// The resolved configuration as TOML with secrets replaced by `"[redacted]"`.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        let mut value =
+            toml::Value::try_from(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        redact(&mut value, None);
+        toml::to_string_pretty(&value).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+/// The environment layer: `EDGESHIP_<KEY>` with `__` separating nested keys. Only
+/// variables naming a top-level config key are read, so unrelated `EDGESHIP_*`
+/// variables (like `EDGESHIP_CONFIG`) are not mistaken for config.
+fn env_provider() -> Env {
+    const TOP_LEVEL_KEYS: [&str; 6] = [
+        "data_dir",
+        "cache_dir",
+        "log",
+        "server",
+        "pipeline",
+        "sites",
+    ];
+    Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
+        let top = key.as_str().split('.').next().unwrap_or_default();
+        TOP_LEVEL_KEYS.contains(&top)
+    })
+}
+
+/// Key names whose values are secrets wherever they appear.
+const SECRET_KEY_PARTS: [&str; 6] = [
+    "secret",
+    "password",
+    "token",
+    "api_key",
+    "access_key",
+    "credential",
+];
+
+fn redact(value: &mut toml::Value, key: Option<&str>) {
+    let is_secret = key.is_some_and(|k| {
+        let k = k.to_ascii_lowercase();
+        SECRET_KEY_PARTS.iter().any(|part| k.contains(part))
+    });
+    match value {
+        toml::Value::String(s) if is_secret => *s = "[redacted]".into(),
+        // A URL with credentials in it (`redis://user:pass@host`) keeps only its host part.
+        toml::Value::String(s) if s.contains("://") && s.contains('@') => {
+            if let Some((scheme, rest)) = s.split_once("://")
+                && let Some((_, host)) = rest.rsplit_once('@')
+            {
+                *s = format!("{scheme}://[redacted]@{host}");
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                redact(v, Some(k));
+            }
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                redact(item, key);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("edgeship.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[pipeline]\ngzip_levle = 9\n");
+        let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("gzip_levle"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[pipeline]\ngzip_level = 6\nzstd_level = 3\n");
+        let config = Config::load(
+            Some(&path),
+            &[("pipeline.zstd_level", toml::Value::Integer(5))],
+        )
+        .unwrap();
+        assert_eq!(config.pipeline.gzip_level, 6);
+        assert_eq!(config.pipeline.zstd_level, 5);
+        assert_eq!(config.pipeline.brotli_quality, 11);
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[pipeline]\ngzip_level = 12\n");
+        let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("pipeline.gzip_level"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/edgeship.toml")), &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile { .. }));
+    }
+
+    #[test]
+    fn default_site_exists_without_config_and_unknown_sites_are_named() {
+        let config = Config::default();
+        let site = config.site("default").unwrap();
+        assert_eq!(site.root, config.data_dir.join("sites/default"));
+        let err = config.site("www").unwrap_err().to_string();
+        assert_eq!(err, "unknown site `www` (configured sites: default)");
+    }
+
+    #[test]
+    fn redaction_hides_secret_keys_and_url_credentials() {
+        let mut value: toml::Value = toml::from_str(
+            "api_token = \"abc\"\n[x]\nurl = \"redis://u:p@h:6379\"\nsecret_access_key = \"k\"\n",
+        )
+        .unwrap();
+        redact(&mut value, None);
+        let text = toml::to_string(&value).unwrap();
+        assert!(
+            !text.contains("abc") && !text.contains("u:p") && !text.contains("\"k\""),
+            "{text}"
+        );
+        assert!(text.contains("redis://[redacted]@h:6379"), "{text}");
+    }
+}

@@ -1,0 +1,10 @@
+//! The `edgeship` binary: parse arguments, run the command, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = edgeship::cli::Cli::parse();
+    edgeship::cli::run(cli)
+}

@@ -1,0 +1,368 @@
+//! The asset pipeline: classify → minify (guarded) → hash → precompress → rules, per file,
+//! in parallel, behind the processing cache.
+//!
+//! [`Pipeline::process`] turns one [`SourceFile`] into a [`ProcessedAsset`] whose identity
+//! and variant bytes sit in files (a cache entry, or the input itself when minification did
+//! not change it). [`build`] runs it over a directory for `edgeship build`.
+
+pub mod build;
+pub mod cache;
+pub mod classify;
+pub mod compress;
+pub mod hash;
+pub mod manifest;
+pub mod minify;
+pub mod rules;
+pub mod scan;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::PipelineConfig;
+use cache::{Entry, EntryMeta, ProcessingCache};
+use classify::AssetKind;
+use compress::{Encoding, Levels};
+use hash::ContentHash;
+use minify::{MinifyOutcome, MinifySettings};
+use rules::{ResolvedRule, RuleSet};
+pub use scan::SourceFile;
+
+/// Errors processing one file. They fail that file only, never the whole run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// Reading the input or writing a cache entry failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The public path of the file.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Processing panicked (a bug); the message is the panic payload.
+    #[error("{path}: internal error: {message}")]
+    Panic {
+        /// The public path of the file.
+        path: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// One processed file: what ships, and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct ProcessedAsset {
+    /// Public path, no leading `/`.
+    pub path: String,
+    /// The classification.
+    pub kind: AssetKind,
+    /// Headers and tags chosen by the rules.
+    pub rule: ResolvedRule,
+    /// Size of the input.
+    pub source_size: u64,
+    /// blake3 of the identity bytes.
+    pub hash: ContentHash,
+    /// Size of the identity bytes.
+    pub size: u64,
+    /// What the minifier did.
+    pub minify: MinifyOutcome,
+    /// Kept variants and their sizes.
+    pub variants: BTreeMap<Encoding, u64>,
+    /// Whether the result came from the processing cache.
+    pub cache_hit: bool,
+    /// How many encoder runs this file cost now (0 on a cache hit).
+    pub compressions: u32,
+    identity_file: PathBuf,
+    entry: Entry,
+}
+
+impl ProcessedAsset {
+    /// The file holding the identity bytes.
+    pub fn identity_file(&self) -> &Path {
+        &self.identity_file
+    }
+
+    /// The file holding a kept variant.
+    pub fn variant_file(&self, encoding: Encoding) -> Option<PathBuf> {
+        self.variants
+            .contains_key(&encoding)
+            .then(|| self.entry.variant_path(encoding))
+    }
+
+    /// The manifest entry describing this asset.
+    pub fn manifest_entry(&self) -> manifest::ManifestEntry {
+        manifest::ManifestEntry {
+            hash: self.hash.clone(),
+            size: self.size,
+            source_size: self.source_size,
+            content_type: self.rule.content_type.clone(),
+            cache_control: self.rule.cache_control.clone(),
+            headers: self.rule.headers.clone(),
+            tags: self.rule.tags.clone(),
+            variants: self.variants.clone(),
+        }
+    }
+}
+
+/// Everything that changes processing output for one file; hashed into the cache key.
+#[derive(Debug, Serialize)]
+struct FileSettings<'a> {
+    kind: AssetKind,
+    minify: Option<&'a MinifySettings>,
+    rule_minify: Option<bool>,
+    encodings: &'a [Encoding],
+    levels: Levels,
+    min_saving_percent: f64,
+    min_saving_bytes: u64,
+}
+
+/// A configured pipeline, shared by all worker threads.
+#[derive(Debug)]
+pub struct Pipeline {
+    config: PipelineConfig,
+    minify: MinifySettings,
+    rules: RuleSet,
+    cache: ProcessingCache,
+    exclude: globset::GlobSet,
+}
+
+impl Pipeline {
+    /// Builds a pipeline from config, a site's rules and the cache directory.
+    pub fn new(config: &PipelineConfig, rules: RuleSet, cache_dir: &Path) -> Result<Self, String> {
+        let minify = MinifySettings {
+            js: config.minify.js,
+            css: config.minify.css,
+            json: config.minify.json,
+            css_targets: minify::css::parse_targets(&config.css_targets)?,
+        };
+        Ok(Self {
+            config: config.clone(),
+            minify,
+            rules,
+            cache: ProcessingCache::new(cache_dir, config.cache),
+            exclude: rules::compile_globs(&config.exclude)?,
+        })
+    }
+
+    /// Files excluded from publishing (`pipeline.exclude`).
+    pub fn exclude(&self) -> &globset::GlobSet {
+        &self.exclude
+    }
+
+    fn levels(&self) -> Levels {
+        Levels {
+            gzip: self.config.gzip_level,
+            brotli: self.config.brotli_quality,
+            zstd: self.config.zstd_level,
+        }
+    }
+
+    /// Processes one file. Never panics: a panic inside becomes [`ProcessError::Panic`].
+    pub fn process(&self, file: &SourceFile) -> Result<ProcessedAsset, ProcessError> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process_inner(file))) {
+            Ok(result) => result.map_err(|source| ProcessError::Io {
+                path: file.path.clone(),
+                source,
+            }),
+            Err(payload) => Err(ProcessError::Panic {
+                path: file.path.clone(),
+                message: payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into()),
+            }),
+        }
+    }
+
+    fn process_inner(&self, file: &SourceFile) -> io::Result<ProcessedAsset> {
+        let streaming = file.size >= self.config.stream_threshold_bytes;
+        // Small files are read once into memory; large ones are hashed and compressed by
+        // streaming from disk and are not minified.
+        let (bytes, source_hash, source_size, head) = if streaming {
+            let mut reader = BufReader::new(File::open(&file.abs)?);
+            let mut head = vec![0u8; 512];
+            let n = read_up_to(&mut File::open(&file.abs)?, &mut head)?;
+            head.truncate(n);
+            let (hash, size) = ContentHash::of_reader(&mut reader)?;
+            (None, hash, size, head)
+        } else {
+            let bytes = fs::read(&file.abs)?;
+            let hash = ContentHash::of(&bytes);
+            let head = bytes[..bytes.len().min(512)].to_vec();
+            let size = bytes.len() as u64;
+            (Some(bytes), hash, size, head)
+        };
+        let kind = classify::classify(&file.path, &head);
+        let rule = self.rules.resolve(&file.path, kind);
+        let minify_on = rule.minify.unwrap_or(true) && !streaming;
+        let encodings: Vec<Encoding> = if kind.is_compressible() {
+            rule.encodings
+                .clone()
+                .unwrap_or_else(|| self.config.encodings.clone())
+        } else {
+            Vec::new()
+        };
+        let settings = FileSettings {
+            kind,
+            minify: minify_on.then_some(&self.minify),
+            rule_minify: rule.minify,
+            encodings: &encodings,
+            levels: self.levels(),
+            min_saving_percent: self.config.min_saving_percent,
+            min_saving_bytes: self.config.min_saving_bytes,
+        };
+        let settings_hash =
+            ContentHash::of(&serde_json::to_vec(&settings).map_err(io::Error::other)?);
+        let key = ProcessingCache::key(&source_hash, &settings_hash);
+
+        if let Some(entry) = self.cache.get(&key) {
+            return Ok(self.asset(file, rule, entry, true, 0));
+        }
+
+        let staging = self.cache.stage()?;
+        let (minified, outcome) = match (&bytes, minify_on) {
+            (Some(bytes), true) => minify::minify(
+                kind,
+                &file.path,
+                bytes,
+                &self.minify,
+                rule.minify == Some(true),
+            ),
+            (None, _) if matches!(kind, AssetKind::Js | AssetKind::Css | AssetKind::Json) => (
+                None,
+                MinifyOutcome::Skipped {
+                    reason: "larger than pipeline.stream_threshold_bytes".into(),
+                },
+            ),
+            (_, false) if matches!(kind, AssetKind::Js | AssetKind::Css | AssetKind::Json) => (
+                None,
+                MinifyOutcome::Skipped {
+                    reason: "minification turned off by a rule".into(),
+                },
+            ),
+            _ => (None, MinifyOutcome::NotApplicable),
+        };
+        let identity_stored = minified.is_some();
+        let (identity_hash, identity_size) = match &minified {
+            Some(out) => {
+                fs::write(staging.path().join("identity"), out)?;
+                (ContentHash::of(out), out.len() as u64)
+            }
+            None => (source_hash.clone(), source_size),
+        };
+        let identity: Identity<'_> = match (&minified, &bytes) {
+            (Some(out), _) => Identity::Bytes(out),
+            (None, Some(bytes)) => Identity::Bytes(bytes),
+            (None, None) => Identity::File(&file.abs),
+        };
+        let results = self.encode_all(&encodings, &identity, identity_size, staging.path());
+        let mut variants = BTreeMap::new();
+        for (encoding, result) in encodings.iter().zip(results) {
+            let size = result?;
+            let keep = compress::keep_variant(
+                identity_size,
+                size,
+                self.config.min_saving_percent,
+                self.config.min_saving_bytes,
+            );
+            if keep {
+                variants.insert(*encoding, size);
+            } else {
+                fs::remove_file(staging.path().join(encoding.token()))?;
+            }
+        }
+        let meta = EntryMeta {
+            kind,
+            source_size,
+            hash: identity_hash,
+            size: identity_size,
+            minify: outcome,
+            identity_stored,
+            variants,
+        };
+        let entry = self.cache.commit(&key, staging, meta)?;
+        Ok(self.asset(file, rule, entry, false, encodings.len() as u32))
+    }
+
+    /// Runs every encoder, in parallel on the pool (large files gain most), each writing
+    /// its variant into `dir`. Returns each variant's size, in `encodings` order.
+    fn encode_all(
+        &self,
+        encodings: &[Encoding],
+        identity: &Identity<'_>,
+        size: u64,
+        dir: &Path,
+    ) -> Vec<io::Result<u64>> {
+        let levels = self.levels();
+        let run = |encoding: Encoding| -> io::Result<u64> {
+            let path = dir.join(encoding.token());
+            let mut out = BufWriter::new(File::create(&path)?);
+            let mut input = identity.open()?;
+            compress::encode(encoding, levels, size, &mut input, &mut out)?;
+            out.flush()?;
+            Ok(fs::metadata(&path)?.len())
+        };
+        use rayon::prelude::*;
+        encodings.par_iter().map(|e| run(*e)).collect()
+    }
+
+    fn asset(
+        &self,
+        file: &SourceFile,
+        rule: ResolvedRule,
+        entry: Entry,
+        cache_hit: bool,
+        compressions: u32,
+    ) -> ProcessedAsset {
+        let identity_file = if entry.meta.identity_stored {
+            entry.identity_path()
+        } else {
+            file.abs.clone()
+        };
+        ProcessedAsset {
+            path: file.path.clone(),
+            kind: entry.meta.kind,
+            rule,
+            source_size: entry.meta.source_size,
+            hash: entry.meta.hash.clone(),
+            size: entry.meta.size,
+            minify: entry.meta.minify.clone(),
+            variants: entry.meta.variants.clone(),
+            cache_hit,
+            compressions,
+            identity_file,
+            entry,
+        }
+    }
+}
+
+/// Where the identity bytes come from while encoding.
+enum Identity<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+impl Identity<'_> {
+    fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Self::Bytes(bytes) => Box::new(*bytes),
+            Self::File(path) => Box::new(BufReader::with_capacity(256 * 1024, File::open(path)?)),
+        })
+    }
+}
+
+fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,187 @@
+//! Scanning an input directory into the list of files to publish.
+
+use std::path::{Path, PathBuf};
+
+use globset::GlobSet;
+
+use super::compress::Encoding;
+
+/// One input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Public path relative to the root, `/`-separated, no leading `/`.
+    pub path: String,
+    /// Where the bytes are on disk.
+    pub abs: PathBuf,
+    /// Size in bytes at scan time.
+    pub size: u64,
+}
+
+/// The result of a scan: files sorted by path, and warnings about what was left out.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Files to process.
+    pub files: Vec<SourceFile>,
+    /// Files skipped, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Errors that stop a scan.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The input root is not a readable directory.
+    #[error("input {path} is not a directory")]
+    NotADirectory {
+        /// The root given.
+        path: PathBuf,
+    },
+    /// Walking the tree failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Walks `root`, applying `exclude`. Symlinks are followed only when they stay inside
+/// the root; files whose names are not UTF-8 are skipped with a warning; an input file
+/// `x.br` / `x.gz` / `x.zst` next to `x` is skipped because edgeship makes variants itself.
+pub fn scan(root: &Path, exclude: &GlobSet) -> Result<Scan, ScanError> {
+    let io_err = |path: &Path, source| ScanError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !root.is_dir() {
+        return Err(ScanError::NotADirectory {
+            path: root.to_path_buf(),
+        });
+    }
+    let canonical_root = root.canonicalize().map_err(|e| io_err(root, e))?;
+    let mut scan = Scan::default();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            ScanError::Io {
+                path,
+                source: e.into(),
+            }
+        })?;
+        let abs = entry.path();
+        let Ok(rel) = abs.strip_prefix(root) else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let Some(path) = rel
+            .to_str()
+            .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
+            scan.skipped.push((
+                rel.to_string_lossy().into_owned(),
+                "file name is not valid UTF-8".into(),
+            ));
+            continue;
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        if exclude.is_match(&path) {
+            continue;
+        }
+        let metadata = if entry.file_type().is_symlink() {
+            match abs.canonicalize() {
+                Ok(target) if target.starts_with(&canonical_root) && target.is_file() => {
+                    target.metadata().map_err(|e| io_err(abs, e))?
+                }
+                _ => {
+                    scan.skipped.push((path, "symbolic link that leaves the input directory (or is broken, or is a directory)".into()));
+                    continue;
+                }
+            }
+        } else if entry.file_type().is_file() {
+            entry.metadata().map_err(|e| io_err(abs, e.into()))?
+        } else {
+            scan.skipped.push((path, "not a regular file".into()));
+            continue;
+        };
+        scan.files.push(SourceFile {
+            path,
+            abs: abs.to_path_buf(),
+            size: metadata.len(),
+        });
+    }
+    scan.files.sort_by(|a, b| a.path.cmp(&b.path));
+    let paths: std::collections::HashSet<&str> =
+        scan.files.iter().map(|f| f.path.as_str()).collect();
+    let precompressed: Vec<String> = scan
+        .files
+        .iter()
+        .filter(|f| {
+            Encoding::ALL.iter().any(|e| {
+                f.path
+                    .strip_suffix(e.suffix())
+                    .is_some_and(|base| paths.contains(base))
+            })
+        })
+        .map(|f| f.path.clone())
+        .collect();
+    scan.files.retain(|f| !precompressed.contains(&f.path));
+    for path in precompressed {
+        scan.skipped.push((
+            path,
+            "precompressed sibling of another input; edgeship makes its own variants".into(),
+        ));
+    }
+    Ok(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_sorts_excludes_and_skips_precompressed_siblings() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("b/.git")).unwrap();
+        for name in [
+            "z.js",
+            "a.css",
+            "a.css.br",
+            "b/c.txt",
+            "b/.git/HEAD",
+            "lone.gz",
+        ] {
+            std::fs::write(root.join(name), name).unwrap();
+        }
+        let exclude = super::super::rules::compile_globs(&["**/.git/**".into()]).unwrap();
+        let scan = scan(root, &exclude).unwrap();
+        let paths: Vec<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a.css", "b/c.txt", "lone.gz", "z.js"]);
+        assert_eq!(scan.skipped.len(), 1);
+        assert_eq!(scan.skipped[0].0, "a.css.br");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_leaving_the_root_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        std::fs::write(dir.path().join("in.txt"), "y").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("leak")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("in.txt"), dir.path().join("alias.txt"))
+            .unwrap();
+        let scan = scan(dir.path(), &GlobSet::empty()).unwrap();
+        let paths: Vec<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["alias.txt", "in.txt"]);
+        assert_eq!(scan.skipped[0].0, "leak");
+    }
+}
