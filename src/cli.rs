@@ -225,7 +225,10 @@ fn run_build(config: &Config, args: &BuildArgs) -> anyhow::Result<u8> {
         .thread_name(|i| format!("edgeship-pipeline-{i}"))
         .build()
         .context("starting the pipeline worker pool")?;
-    let result = pool.install(|| build::build(&pipeline, &args.input, &args.out, args.force));
+    let progress = BarProgress::new(!args.json);
+    let result =
+        pool.install(|| build::build(&pipeline, &args.input, &args.out, args.force, &progress));
+    progress.bar.finish_and_clear();
     let report = match result {
         Ok(report) => report,
         Err(err) if err.is_refusal() => {
@@ -254,6 +257,38 @@ fn run_build(config: &Config, args: &BuildArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_PARTIAL
     })
+}
+
+/// A progress bar on stderr; drawn only when stderr is a terminal.
+struct BarProgress {
+    bar: indicatif::ProgressBar,
+}
+
+impl BarProgress {
+    fn new(visible: bool) -> Self {
+        let bar = if visible {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} files  {msg}  {elapsed_precise} (eta {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        Self { bar }
+    }
+}
+
+impl build::Progress for BarProgress {
+    fn start(&self, files: u64, bytes: u64) {
+        self.bar.set_length(files);
+        self.bar.set_message(format!("{} to process", size(bytes)));
+    }
+
+    fn file_done(&self, _bytes: u64) {
+        self.bar.inc(1);
+    }
 }
 
 fn size(bytes: u64) -> String {

@@ -405,7 +405,7 @@ fn env_provider() -> Env {
     ];
     Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
         let top = key.as_str().split('.').next().unwrap_or_default();
-        TOP_LEVEL_KEYS.contains(&top)
+        TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
     })
 }
 
@@ -516,5 +516,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("redis://[redacted]@h:6379"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_sets_every_top_level_section() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/edgeship.example.toml");
+        let config = Config::load(Some(&path), &[]).unwrap();
+        assert_eq!(
+            config.sites["default"].rules[0].tags,
+            vec!["downloads".to_string()]
+        );
+        assert_eq!(
+            config.pipeline,
+            PipelineConfig::default(),
+            "the example shows the defaults"
+        );
+        assert_eq!(config.server, ServerConfig::default());
     }
 }

@@ -143,22 +143,53 @@ impl BuildReport {
     }
 }
 
+/// Receives progress of a run, e.g. to draw a progress bar. Called from worker threads.
+pub trait Progress: Sync {
+    /// The scan found `files` files totalling `bytes`.
+    fn start(&self, files: u64, bytes: u64) {
+        let _ = (files, bytes);
+    }
+    /// One file of `bytes` bytes is done.
+    fn file_done(&self, bytes: u64) {
+        let _ = bytes;
+    }
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
 /// Processes every file under `input` on the pipeline's pool and returns the assets
 /// (sorted by path) with a report. Nothing is written but cache entries.
 pub fn process_dir(
     pipeline: &Pipeline,
     input: &Path,
+    progress: &dyn Progress,
 ) -> Result<(Vec<ProcessedAsset>, BuildReport), BuildError> {
     let started = Instant::now();
     let scan = scan::scan(input, pipeline.exclude())?;
-    let results: Vec<_> = scan
-        .files
+    progress.start(
+        scan.files.len() as u64,
+        scan.files.iter().map(|f| f.size).sum(),
+    );
+    // Largest first: the biggest files bound the wall time, so start them before the
+    // workers run out of small ones (results are put back in path order below).
+    let mut order: Vec<&super::SourceFile> = scan.files.iter().collect();
+    order.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    let mut results: Vec<_> = order
         .par_iter()
-        .map(|file| pipeline.process(file))
+        .map(|file| {
+            let result = pipeline.process(file);
+            progress.file_done(file.size);
+            (file.path.as_str(), result)
+        })
         .collect();
+    results.sort_by(|a, b| a.0.cmp(b.0));
     let mut report = BuildReport::default();
     let mut assets = Vec::with_capacity(results.len());
-    for result in results {
+    for (_, result) in results {
         match result {
             Ok(asset) => {
                 report.add(&asset, &pipeline.config.encodings);
@@ -191,6 +222,7 @@ pub fn build(
     input: &Path,
     output: &Path,
     force: bool,
+    progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     check_overlap(input, output)?;
@@ -208,7 +240,7 @@ pub fn build(
             path: output.to_path_buf(),
         });
     }
-    let (assets, mut report) = process_dir(pipeline, input)?;
+    let (assets, mut report) = process_dir(pipeline, input, progress)?;
     let mut manifest = Manifest::default();
     for asset in &assets {
         manifest
@@ -229,11 +261,15 @@ pub fn build(
 }
 
 fn check_overlap(input: &Path, output: &Path) -> Result<(), BuildError> {
-    let canonical_input = input.canonicalize().map_err(|source| {
-        BuildError::Scan(ScanError::Io {
+    if !input.is_dir() {
+        return Err(ScanError::NotADirectory {
             path: input.to_path_buf(),
-            source,
-        })
+        }
+        .into());
+    }
+    let canonical_input = input.canonicalize().map_err(|source| ScanError::Io {
+        path: input.to_path_buf(),
+        source,
     })?;
     // The output may not exist yet: resolve its deepest existing ancestor.
     let mut existing = output.to_path_buf();

@@ -112,6 +112,8 @@ impl ProcessedAsset {
 #[derive(Debug, Serialize)]
 struct FileSettings<'a> {
     kind: AssetKind,
+    /// Facts of the file name that change minifier behaviour (`.mjs`, `*.min.*`).
+    name_traits: &'a str,
     minify: Option<&'a MinifySettings>,
     rule_minify: Option<bool>,
     encodings: &'a [Encoding],
@@ -207,9 +209,16 @@ impl Pipeline {
         } else {
             Vec::new()
         };
+        let minifiable = matches!(kind, AssetKind::Js | AssetKind::Css | AssetKind::Json);
+        let name_traits = if minifiable {
+            minify::name_traits(&file.path)
+        } else {
+            String::new()
+        };
         let settings = FileSettings {
             kind,
-            minify: minify_on.then_some(&self.minify),
+            name_traits: &name_traits,
+            minify: (minify_on && minifiable).then_some(&self.minify),
             rule_minify: rule.minify,
             encodings: &encodings,
             levels: self.levels(),
@@ -233,13 +242,13 @@ impl Pipeline {
                 &self.minify,
                 rule.minify == Some(true),
             ),
-            (None, _) if matches!(kind, AssetKind::Js | AssetKind::Css | AssetKind::Json) => (
+            (None, _) if minifiable => (
                 None,
                 MinifyOutcome::Skipped {
                     reason: "larger than pipeline.stream_threshold_bytes".into(),
                 },
             ),
-            (_, false) if matches!(kind, AssetKind::Js | AssetKind::Css | AssetKind::Json) => (
+            (_, false) if minifiable => (
                 None,
                 MinifyOutcome::Skipped {
                     reason: "minification turned off by a rule".into(),

@@ -61,10 +61,7 @@ pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     for (name, value) in &rule.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
-    if req.method() == Method::HEAD {
-        response.insert_header((header::CONTENT_LENGTH, bytes.len()));
-        return response.finish();
-    }
+    // For HEAD, actix sends the same headers (Content-Length included) and drops the body.
     response.body(bytes)
 }
 

@@ -139,6 +139,16 @@ fn fallback(reason: String) -> (Option<Vec<u8>>, MinifyOutcome) {
     (None, MinifyOutcome::Fallback { reason })
 }
 
+/// What in a file's name changes how it is minified (its parse mode and `*.min.*`), for
+/// cache keys: files with the same bytes but different such traits are cached apart.
+pub fn name_traits(file_name: &str) -> String {
+    format!(
+        "{:?}/{}",
+        js::JsMode::from_file_name(file_name),
+        is_already_minified(file_name)
+    )
+}
+
 /// `app.min.js`, `x.min.css`: minified already; re-minifying gains little and risks a lot.
 fn is_already_minified(file_name: &str) -> bool {
     let base = file_name
