@@ -25,7 +25,7 @@ const LAYOUT_VERSION: &str = "v1";
 /// The versions of every tool whose output is cached. Part of every cache key, so an
 /// upgrade of any of them reprocesses everything. A unit test checks this against
 /// Cargo.lock so it cannot drift.
-pub const TOOL_VERSIONS: &str = "edgeship-pipeline 1; oxc_minifier 0.146.0; oxc_codegen 0.146.0; \
+pub const TOOL_VERSIONS: &str = "edgeship-pipeline 2; oxc_minifier 0.146.0; oxc_codegen 0.146.0; \
 lightningcss 1.0.0-alpha.72; brotli 8.0.4; flate2 1.1.11; zlib-rs 0.6.8; zstd-sys 2.1.3+zstd.1.5.7";
 
 /// What a cache entry records besides its files.

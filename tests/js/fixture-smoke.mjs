@@ -44,6 +44,8 @@ const failures = [];
 function describeError(error) {
   if (error instanceof assert.AssertionError) {
     const first = error.message.split('\n')[0].replace(/:$/, '');
+    // assert.ok(cond, message): the message says it all.
+    if (!error.generatedMessage && error.operator === '==') return first;
     const detail = error.generatedMessage ? '' : `${first}: `;
     return `${detail}expected ${inspectValue(error.expected)}, got ${inspectValue(error.actual)}`;
   }
@@ -54,7 +56,10 @@ function describeError(error) {
 }
 
 function inspectValue(value) {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') {
+    const text = JSON.stringify(value);
+    return text.length > 240 ? `${text.slice(0, 150)} … ${text.slice(-70)} (${value.length} chars)` : text;
+  }
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return `[function ${value.name || '(anonymous)'}]`;
   try {
@@ -118,11 +123,11 @@ function accessor(object, key) {
 function assertGetter(object, key, { setter = false } = {}) {
   const desc = accessor(object, key);
   assert.ok(desc, `property "${String(key)}" is missing`);
-  assert.equal(typeof desc.get, 'function', `"${String(key)}" must be a getter, found ${'value' in desc ? typeof desc.value : 'no getter'}`);
-  if (setter) assert.equal(typeof desc.set, 'function', `"${String(key)}" must have a setter`);
+  const found = 'value' in desc ? `a plain ${typeof desc.value} property` : 'an accessor without a getter';
+  assert.ok(typeof desc.get === 'function', `"${String(key)}" must be a getter, found ${found}`);
+  if (setter) assert.ok(typeof desc.set === 'function', `"${String(key)}" must have a setter`);
 }
 
-const FUNCTION_PROTO = Object.getPrototypeOf(function () {});
 const GENERATOR_PROTO = Object.getPrototypeOf(function* () {});
 const ASYNC_GENERATOR_PROTO = Object.getPrototypeOf(async function* () {});
 

@@ -32,6 +32,13 @@ pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         );
     };
     let Some(file) = resolve(state.origin_root(), &public_path) else {
+        if !state.origin_root().is_dir() {
+            let message = format!(
+                "no asset at /{public_path}: the site has no files yet (its root {} does not exist)",
+                state.origin_root().display()
+            );
+            return error_response(StatusCode::NOT_FOUND, "not_found", &message);
+        }
         return not_found(&public_path);
     };
     let bytes = match tokio::fs::read(&file).await {

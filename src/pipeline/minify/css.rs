@@ -93,10 +93,42 @@ pub fn minify(
             ..PrinterOptions::default()
         })
         .map_err(|e| format!("printer error: {e}"))?;
+    let code = restore_header(source, printed.code);
     // The guard's re-parse, strict (no error recovery).
-    StyleSheet::parse(&printed.code, ParserOptions::default())
+    StyleSheet::parse(&code, ParserOptions::default())
         .map_err(|e| format!("minified output does not parse: {e}"))?;
-    Ok(printed.code)
+    Ok(code)
+}
+
+/// lightningcss drops `@charset` and any `/*! license */` comment that follows it. Put
+/// back the license comments of the file's header (before its first rule) that are
+/// missing, and `@charset "UTF-8";` when the input declared one and the output is not
+/// plain ASCII (so servers that send no charset still decode it right).
+fn restore_header(source: &str, code: String) -> String {
+    let header = &source[..source.find('{').unwrap_or(source.len())];
+    let mut licenses = String::new();
+    let mut rest = header;
+    while let Some(start) = rest.find("/*!") {
+        let Some(len) = rest[start..].find("*/") else { break };
+        let comment = &rest[start..start + len + 2];
+        if !code.contains(comment) {
+            licenses.push_str(comment);
+            licenses.push('\n');
+        }
+        rest = &rest[start + len + 2..];
+    }
+    let charset = source.trim_start_matches('\u{feff}').trim_start().starts_with("@charset")
+        && !code.is_ascii();
+    if licenses.is_empty() && !charset {
+        return code;
+    }
+    let mut out = String::with_capacity(code.len() + licenses.len() + 20);
+    if charset {
+        out.push_str("@charset \"UTF-8\";");
+    }
+    out.push_str(&licenses);
+    out.push_str(&code);
+    out
 }
 
 #[cfg(test)]
@@ -125,6 +157,15 @@ mod tests {
     fn license_comments_survive() {
         let out = minify("/*! theme v2 | MIT */\n.a { color: red; }", "a.css", &[]).unwrap();
         assert!(out.starts_with("/*! theme v2 | MIT */"), "{out}");
+    }
+
+    #[test]
+    fn charset_and_a_license_after_it_are_restored() {
+        let src = "@charset \"UTF-8\";\n/*! theme | MIT */\n.a::after { content: \"→\"; }\n";
+        let out = minify(src, "a.css", &[]).unwrap();
+        assert_eq!(out, "@charset \"UTF-8\";/*! theme | MIT */\n.a:after{content:\"→\"}");
+        let ascii = minify("@charset \"UTF-8\";\n.a { color: red }", "a.css", &[]).unwrap();
+        assert_eq!(ascii, ".a{color:red}", "no @charset needed for ASCII output");
     }
 
     #[test]
