@@ -1,7 +1,52 @@
 //! Providers: where edgeship stores assets and how it purges CDN caches.
 //!
-//! This crate will hold the provider trait (storage + purge, with `capabilities()`), one
-//! module per provider (`local`, `memory`, and the cloud ones behind cargo features) and the
-//! conformance suite every provider passes. Only the crate exists so far; the trait and the
-//! `local` and `memory` providers are the next step (see the issue tracker).
+//! - [`Provider`] is the one object-safe async trait every target implements: put
+//!   (streamed from files), head, get, paginated list, delete many, purge, purge status,
+//!   and [`Capabilities`] describing its limits. Errors are classified once per provider
+//!   into [`ProviderError`] variants callers match on.
+//! - Providers: [`local::LocalProvider`] (a directory; the embedded default) and
+//!   [`memory::MemoryProvider`] (in memory, records every call; the test provider).
+//! - Cross-cutting behaviour wraps a provider and is itself a provider, composed at
+//!   startup: [`retry::Retry`] (backoff + full jitter, Retry-After, per-attempt timeout),
+//!   [`breaker::Breaker`] (fail fast when an endpoint is down), [`metrics::Metrics`], and
+//!   [`faults::Faulty`] (seeded fault injection for tests and demos). [`wrap`] composes
+//!   the standard stack.
+//! - `conformance` (feature `test-util`) is the generic test body every provider passes.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
+
+pub mod breaker;
+pub mod capabilities;
+#[cfg(feature = "test-util")]
+pub mod conformance;
+pub mod error;
+pub mod faults;
+pub mod local;
+pub mod memory;
+pub mod metrics;
+pub mod object;
+pub mod provider;
+pub mod retry;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+pub use capabilities::Capabilities;
+pub use error::{ProviderError, Result};
+pub use object::{Body, ListPage, ObjectMeta, PurgeReceipt, PurgeRequest, PurgeStatus, PutRequest};
+pub use provider::{Provider, ProviderExt, SharedProvider, validate_key};
+
+/// The standard stack around a provider: `Retry(Breaker(Metrics(provider)))`. Every
+/// attempt is measured and counted by the breaker; the retry loop stops as soon as the
+/// breaker opens. Returns the stack and its retry counter.
+pub fn wrap(
+    provider: SharedProvider,
+    retry: retry::RetryPolicy,
+    breaker: breaker::BreakerPolicy,
+) -> (SharedProvider, Arc<AtomicU64>) {
+    let stack = retry::Retry::new(
+        breaker::Breaker::new(metrics::Metrics::new(provider), breaker),
+        retry,
+    );
+    let retries = stack.retries();
+    (Arc::new(stack), retries)
+}

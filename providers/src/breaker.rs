@@ -1,0 +1,293 @@
+//! A circuit breaker per provider: after too many transient failures in a row, calls fail
+//! at once with [`ProviderError::CircuitOpen`] for a cooldown, so a dead endpoint fails a
+//! deploy fast with one clear error instead of thousands of slow ones.
+//!
+//! Small enough to own rather than depend on a crate: consecutive-failure counting,
+//! open for a cooldown, then half-open (calls go through; one more failure reopens it,
+//! a success closes it). Throttling does not count: it is the provider asking us to slow
+//! down, which the adaptive concurrency of the deploy engine answers.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::capabilities::Capabilities;
+use crate::error::{ProviderError, Result};
+use crate::object::{ListPage, ObjectMeta, PurgeReceipt, PurgeRequest, PurgeStatus, PutRequest};
+use crate::provider::Provider;
+
+/// When the breaker opens and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerPolicy {
+    /// Transient failures in a row that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open, in milliseconds.
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 10,
+            cooldown_ms: 30_000,
+        }
+    }
+}
+
+/// The breaker's state, for metrics and `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail fast.
+    Open,
+    /// The cooldown passed; the next result decides.
+    HalfOpen,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    last_error: String,
+}
+
+/// A provider behind a circuit breaker.
+#[derive(Debug)]
+pub struct Breaker<P> {
+    inner: P,
+    policy: BreakerPolicy,
+    // std Mutex: held only for a few field updates, never across an await.
+    state: Mutex<State>,
+}
+
+impl<P: Provider> Breaker<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P, policy: BreakerPolicy) -> Self {
+        Self {
+            inner,
+            policy,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> BreakerState {
+        let state = self.lock();
+        match state.open_until {
+            None => BreakerState::Closed,
+            Some(until) if Instant::now() < until => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run<T, Fut: Future<Output = Result<T>> + Send>(&self, call: Fut) -> Result<T> {
+        {
+            let state = self.lock();
+            if let Some(until) = state.open_until
+                && Instant::now() < until
+            {
+                return Err(ProviderError::CircuitOpen {
+                    provider: self.inner.to_string(),
+                    consecutive_failures: state.consecutive_failures,
+                    last_error: state.last_error.clone(),
+                    cooldown: Duration::from_millis(self.policy.cooldown_ms),
+                });
+            }
+        }
+        let result = call.await;
+        let mut state = self.lock();
+        match &result {
+            Err(err @ ProviderError::Retryable { .. }) => {
+                state.consecutive_failures += 1;
+                state.last_error = err.to_string();
+                let half_open = state.open_until.is_some();
+                if half_open || state.consecutive_failures >= self.policy.failure_threshold {
+                    if !half_open {
+                        tracing::warn!(provider = %self.inner, failures = state.consecutive_failures, "circuit breaker open: {err}");
+                    }
+                    state.open_until =
+                        Some(Instant::now() + Duration::from_millis(self.policy.cooldown_ms));
+                }
+            }
+            // Throttling is the provider asking us to slow down, not a sign it is down.
+            Err(ProviderError::Throttled { .. }) => {}
+            // A success, or an answer about this request (not found, invalid, …): the
+            // endpoint is up.
+            _ => {
+                if state.open_until.take().is_some() {
+                    tracing::info!(provider = %self.inner, "circuit breaker closed");
+                }
+                state.consecutive_failures = 0;
+            }
+        }
+        result
+    }
+}
+
+impl<P: Provider> fmt::Display for Breaker<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+#[async_trait]
+impl<P: Provider> Provider for Breaker<P> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn put(&self, request: PutRequest) -> Result<ObjectMeta> {
+        self.run(self.inner.put(request)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        self.run(self.inner.head(key)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<(ObjectMeta, Bytes)> {
+        self.run(self.inner.get(key)).await
+    }
+
+    async fn list_page(&self, prefix: &str, cursor: Option<String>) -> Result<ListPage> {
+        self.run(self.inner.list_page(prefix, cursor)).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.run(self.inner.delete_many(keys)).await
+    }
+
+    async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
+        self.run(self.inner.purge(request)).await
+    }
+
+    async fn purge_status(&self, id: &str) -> Result<PurgeStatus> {
+        self.run(self.inner.purge_status(id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::{FaultConfig, Faulty};
+    use crate::memory::MemoryProvider;
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_the_threshold_fails_fast_and_recovers_after_the_cooldown() {
+        let failing = Faulty::new(
+            MemoryProvider::default(),
+            FaultConfig {
+                fail_after: Some(0),
+                ..Default::default()
+            },
+        );
+        let breaker = Breaker::new(
+            failing,
+            BreakerPolicy {
+                failure_threshold: 3,
+                cooldown_ms: 1_000,
+            },
+        );
+        for _ in 0..3 {
+            assert!(matches!(
+                breaker.head("k").await,
+                Err(ProviderError::Retryable { .. })
+            ));
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+        let err = breaker.head("k").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProviderError::CircuitOpen {
+                    consecutive_failures: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            breaker.inner.injected(),
+            3,
+            "the open breaker did not call the provider"
+        );
+
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        assert!(matches!(
+            breaker.head("k").await,
+            Err(ProviderError::Retryable { .. })
+        ));
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Open,
+            "one failure when half-open reopens it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_when_half_open_closes_it_and_throttles_do_not_count() {
+        let throttled = Faulty::new(
+            MemoryProvider::default(),
+            FaultConfig {
+                throttle_rate: 1.0,
+                ..Default::default()
+            },
+        );
+        let breaker = Breaker::new(
+            throttled,
+            BreakerPolicy {
+                failure_threshold: 2,
+                cooldown_ms: 1_000,
+            },
+        );
+        for _ in 0..5 {
+            assert!(matches!(
+                breaker.head("k").await,
+                Err(ProviderError::Throttled { .. })
+            ));
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+
+        let flaky = Faulty::new(
+            MemoryProvider::default(),
+            FaultConfig {
+                fail_after: Some(0),
+                ..Default::default()
+            },
+        );
+        let breaker = Breaker::new(
+            flaky,
+            BreakerPolicy {
+                failure_threshold: 1,
+                cooldown_ms: 1_000,
+            },
+        );
+        breaker.head("k").await.unwrap_err();
+        assert_eq!(breaker.state(), BreakerState::Open);
+        breaker.inner.set_enabled(false); // the endpoint comes back
+        assert!(matches!(
+            breaker.head("k").await,
+            Err(ProviderError::CircuitOpen { .. })
+        ));
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        // A NotFound is an answer: the endpoint is healthy again.
+        assert!(matches!(
+            breaker.head("k").await,
+            Err(ProviderError::NotFound { .. })
+        ));
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+}
