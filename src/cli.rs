@@ -66,8 +66,17 @@ pub enum Command {
     /// unchanged files does no work. The output is ready for nginx `gzip_static` /
     /// `brotli_static`; the manifest is written to OUT/.edgeship/manifest.json.
     Build(BuildArgs),
-    /// Publish a directory to a site (process, upload what changed, purge). Not yet available.
-    Deploy(PendingArgs),
+    /// Publish a directory to a site: process it, upload what changed, purge what may be cached.
+    ///
+    /// The directory is processed as by `build` (cached work is not redone), compared with
+    /// the site's manifest, and only new or changed objects are uploaded: non-HTML assets
+    /// first, then HTML pages (a page never points at an asset that is not there yet), then
+    /// the manifest, then (with --delete) stale files, then a CDN purge of changed paths.
+    /// Failed calls are retried with backoff; a provider that is down stops the deploy
+    /// with one error. A deploy that was killed can simply be run again: it uploads only
+    /// what is missing. Exit codes: 0 done, 1 some files failed (listed), 2 usage or
+    /// configuration error, 3 refused (too many deletes, another deploy running).
+    Deploy(DeployArgs),
     /// Run the HTTP service: APIs, metrics and the origin for local sites.
     Serve(ServeArgs),
     /// Purge CDN caches by path, glob, prefix or tag. Not yet available.
@@ -104,6 +113,31 @@ pub struct BuildArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+/// `edgeship deploy` arguments.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The directory to publish (e.g. your front-end build's `dist/`).
+    pub input: PathBuf,
+    /// The site to deploy to (`[sites.NAME]` in the config).
+    #[arg(long, default_value = DEFAULT_SITE)]
+    pub site: String,
+    /// Show the plan (what would be uploaded and why) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report (or the plan) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete files the site has that the directory no longer has.
+    #[arg(long)]
+    pub delete: bool,
+    /// Refuse (exit 3) when --delete would remove more files than this (default: deploy.max_deletes).
+    #[arg(long, value_name = "N")]
+    pub max_deletes: Option<usize>,
+    /// Uploads in flight at the start; it adapts during the deploy (default: deploy.concurrency).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
 }
 
 /// `edgeship serve` arguments.
@@ -175,7 +209,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             print!("{}", config.to_redacted_toml()?);
             Ok(EXIT_OK)
         }
-        Command::Deploy(_) => Ok(pending("deploy")),
+        Command::Deploy(args) => run_deploy(&config, &args),
         Command::Purge(_) => Ok(pending("purge")),
         Command::Stats(_) => Ok(pending("stats")),
         Command::Keys(_) => Ok(pending("keys")),
@@ -336,6 +370,188 @@ pub fn print_build_summary(report: &BuildReport, out: &Path) {
         report.warnings.len(),
         report.failures.len()
     );
+}
+
+fn run_deploy(config: &Config, args: &DeployArgs) -> anyhow::Result<u8> {
+    use crate::deploy::{DeployOptions, Deployer};
+    let options = DeployOptions {
+        input: args.input.clone(),
+        dry_run: args.dry_run,
+        delete: args.delete,
+        max_deletes: args.max_deletes.unwrap_or(config.deploy.max_deletes),
+        concurrency: args.concurrency.unwrap_or(config.deploy.concurrency).max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let progress: std::sync::Arc<dyn crate::deploy::DeployProgress> =
+        std::sync::Arc::new(DeployBar::new(!args.json));
+    let result = runtime.block_on(async {
+        let deployer = Deployer::new(config, &args.site)?;
+        deployer
+            .run(&options, std::sync::Arc::clone(&progress))
+            .await
+    });
+    drop(progress);
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(err.exit_code());
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.dry_run {
+        print_plan(&report);
+    } else {
+        print_deploy_summary(&report);
+    }
+    for warning in &report.build.warnings {
+        eprintln!("warning: {}: {}", warning.path, warning.message);
+    }
+    for failure in report.build.failures.iter().chain(&report.failures) {
+        eprintln!("error: {}: {}", failure.path, failure.message);
+    }
+    let failed = !report.failures.is_empty() || !report.build.failures.is_empty();
+    Ok(if failed { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+fn print_plan(report: &crate::deploy::DeployReport) {
+    println!("{:<8} {:<16} {:>10}  KEY", "ACTION", "REASON", "SIZE");
+    for upload in &report.planned {
+        let reason = serde_json::to_value(upload.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!(
+            "{:<8} {:<16} {:>10}  {}",
+            "upload",
+            reason,
+            size(upload.object.size),
+            upload.object.key
+        );
+    }
+    let p = &report.plan;
+    println!(
+        "plan for site `{}` ({}): {} uploads ({}), {} unchanged, {} stale files{}",
+        report.site,
+        report.provider,
+        p.uploads,
+        size(p.upload_bytes),
+        p.unchanged,
+        p.stale_files,
+        if p.resumed > 0 {
+            format!(", {} already uploaded by an interrupted deploy", p.resumed)
+        } else {
+            String::new()
+        }
+    );
+    println!("dry run: nothing was changed");
+}
+
+fn print_deploy_summary(report: &crate::deploy::DeployReport) {
+    let b = &report.build;
+    let br = b
+        .encodings
+        .get(&crate::pipeline::compress::Encoding::Br)
+        .map(|t| t.served_bytes)
+        .unwrap_or(b.identity_bytes);
+    println!(
+        "deployed {} files to site `{}` ({}) in {:.2}s",
+        b.files,
+        report.site,
+        report.provider,
+        report.duration_ms as f64 / 1000.0
+    );
+    println!(
+        "  size: {} in, {} minified ({}), {} with br ({})",
+        size(b.bytes_in),
+        size(b.identity_bytes),
+        saving(b.bytes_in, b.identity_bytes),
+        size(br),
+        saving(b.bytes_in, br)
+    );
+    println!(
+        "  uploaded {} objects ({}), {} unchanged, {} resumed, {} stale files, {} objects deleted",
+        report.uploaded,
+        size(report.uploaded_bytes),
+        report.plan.unchanged,
+        report.plan.resumed,
+        report.plan.stale_files,
+        report.deleted
+    );
+    println!(
+        "  purged {} paths; {} retries, {} throttled; concurrency ended at {}; {} failures",
+        report.purged_paths.len(),
+        report.retries,
+        report.throttles,
+        report.final_concurrency,
+        report.failures.len()
+    );
+}
+
+/// Deploy progress: a bar (files, bytes, rate, ETA) on a terminal, a plain line every
+/// few seconds otherwise (CI logs).
+struct DeployBar {
+    bar: indicatif::ProgressBar,
+    plain: bool,
+    last_line: std::sync::Mutex<std::time::Instant>,
+}
+
+impl DeployBar {
+    fn new(visible: bool) -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if visible && terminal {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:>8} [{bar:30}] {pos}/{len} objects  {bytes_per_sec}  eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self {
+            bar,
+            plain: visible && !terminal,
+            last_line: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+}
+
+impl crate::deploy::DeployProgress for DeployBar {
+    fn phase(&self, name: &str, objects: u64, bytes: u64) {
+        self.bar.set_position(0);
+        self.bar.set_length(objects);
+        self.bar.set_message(name.to_string());
+        if self.plain {
+            eprintln!("{name}: {objects} objects, {}", size(bytes));
+        }
+    }
+
+    fn object_done(&self, _bytes: u64) {
+        self.bar.inc(1);
+        if self.plain
+            && let Ok(mut last) = self.last_line.lock()
+            && last.elapsed() >= std::time::Duration::from_secs(5)
+        {
+            *last = std::time::Instant::now();
+            eprintln!(
+                "  {}/{} objects",
+                self.bar.position(),
+                self.bar.length().unwrap_or(0)
+            );
+        }
+    }
+}
+
+impl Drop for DeployBar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn run_serve(config: Config) -> anyhow::Result<u8> {

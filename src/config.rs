@@ -77,6 +77,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The asset pipeline (minify, precompress, processing cache).
     pub pipeline: PipelineConfig,
+    /// The deploy engine (concurrency, retries, deletes, locks).
+    pub deploy: DeployConfig,
     /// Named deploy targets. Empty means one site, `default`, on the local provider.
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -95,6 +97,7 @@ impl Default for Config {
             log: LogConfig::default(),
             server: ServerConfig::default(),
             pipeline: PipelineConfig::default(),
+            deploy: DeployConfig::default(),
             sites: BTreeMap::new(),
         }
     }
@@ -239,7 +242,44 @@ pub struct SiteConfig {
     /// Ordered rules; the first whose pattern matches a path decides its settings.
     #[serde(default)]
     pub rules: Vec<crate::pipeline::rules::RuleConfig>,
+    /// Fault injection in front of the provider (for trying deploys under failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<edgeship_providers::faults::FaultConfig>,
 }
+
+/// Settings of the deploy engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// Uploads in flight at the start; adjusted up and down while deploying.
+    pub concurrency: usize,
+    /// The most stale files `--delete` removes; more is refused (exit 3).
+    pub max_deletes: usize,
+    /// Where the remote manifest is stored on the site.
+    pub manifest_key: String,
+    /// A deploy lock older than this is considered abandoned, in seconds.
+    pub lock_ttl_secs: u64,
+    /// Retries of provider calls.
+    pub retry: edgeship_providers::retry::RetryPolicy,
+    /// The per-provider circuit breaker.
+    pub breaker: edgeship_providers::breaker::BreakerPolicy,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            max_deletes: 256,
+            manifest_key: ".edgeship/manifest".into(),
+            lock_ttl_secs: 1800,
+            retry: Default::default(),
+            breaker: Default::default(),
+        }
+    }
+}
+
+/// Provider kinds this build supports.
+pub const PROVIDERS: [&str; 2] = ["local", "memory"];
 
 fn default_provider() -> String {
     "local".into()
@@ -256,6 +296,8 @@ pub struct ResolvedSite {
     pub root: PathBuf,
     /// The site's own rules (the built-in defaults apply after them).
     pub rules: Vec<crate::pipeline::rules::RuleConfig>,
+    /// Injected faults, if configured.
+    pub faults: Option<edgeship_providers::faults::FaultConfig>,
 }
 
 impl Config {
@@ -329,13 +371,26 @@ impl Config {
                 message,
             }
         })?;
+        if self.deploy.concurrency == 0 {
+            return bad("deploy.concurrency", "must be at least 1".into());
+        }
+        if self.deploy.retry.attempts == 0 {
+            return bad("deploy.retry.attempts", "must be at least 1".into());
+        }
         for (name, site) in &self.sites {
-            if site.provider != "local" {
+            if let Some(faults) = &site.faults {
+                faults.validate().map_err(|message| ConfigError::Value {
+                    key: format!("sites.{name}.faults"),
+                    message,
+                })?;
+            }
+            if !PROVIDERS.contains(&site.provider.as_str()) {
                 return bad(
                     &format!("sites.{name}.provider"),
                     format!(
-                        "provider `{}` is not available in this build (available: local)",
-                        site.provider
+                        "provider `{}` is not available in this build (available: {})",
+                        site.provider,
+                        PROVIDERS.join(", ")
                     ),
                 );
             }
@@ -357,6 +412,7 @@ impl Config {
                 provider: site.provider.clone(),
                 root: site.root.clone().unwrap_or_else(|| self.site_root(name)),
                 rules: site.rules.clone(),
+                faults: site.faults.clone(),
             });
         }
         if name == DEFAULT_SITE && self.sites.is_empty() {
@@ -365,6 +421,7 @@ impl Config {
                 provider: default_provider(),
                 root: self.site_root(name),
                 rules: Vec::new(),
+                faults: None,
             });
         }
         let known: Vec<&str> = self.sites.keys().map(String::as_str).collect();
@@ -395,17 +452,14 @@ impl Config {
 /// variables naming a top-level config key are read, so unrelated `EDGESHIP_*`
 /// variables (like `EDGESHIP_CONFIG`) are not mistaken for config.
 fn env_provider() -> Env {
-    const TOP_LEVEL_KEYS: [&str; 6] = [
-        "data_dir",
-        "cache_dir",
-        "log",
-        "server",
-        "pipeline",
-        "sites",
-    ];
-    Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
+    // The top-level keys, taken from the struct itself so new sections need no edit here.
+    let top_level_keys: Vec<String> = match toml::Value::try_from(Config::default()) {
+        Ok(toml::Value::Table(table)) => table.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    Env::prefixed(ENV_PREFIX).split("__").filter(move |key| {
         let top = key.as_str().split('.').next().unwrap_or_default();
-        TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        top_level_keys.iter().any(|k| k.eq_ignore_ascii_case(top))
     })
 }
 

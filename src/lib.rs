@@ -6,6 +6,8 @@
 //! - [`pipeline`]: per-file processing — classify, minify (with a guard that ships the
 //!   original whenever the minifier fails), precompress into br/gzip/zstd variants, hash,
 //!   apply rules — behind an on-disk processing cache, and `edgeship build`.
+//! - [`deploy`]: plan and execute a deploy through a provider (retries, breaker,
+//!   adaptive concurrency, resume, ordering: assets, HTML, manifest, deletes, purge).
 //! - [`http`]: the actix-web service behind `edgeship serve`.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
@@ -14,5 +16,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod http;
 pub mod pipeline;

@@ -37,16 +37,16 @@ pub use provider::{Provider, ProviderExt, SharedProvider, validate_key};
 
 /// The standard stack around a provider: `Retry(Breaker(Metrics(provider)))`. Every
 /// attempt is measured and counted by the breaker; the retry loop stops as soon as the
-/// breaker opens. Returns the stack and its retry counter.
+/// breaker opens. Returns the stack and its retry and throttle counters.
 pub fn wrap(
     provider: SharedProvider,
     retry: retry::RetryPolicy,
     breaker: breaker::BreakerPolicy,
-) -> (SharedProvider, Arc<AtomicU64>) {
+) -> (SharedProvider, Arc<AtomicU64>, Arc<AtomicU64>) {
     let stack = retry::Retry::new(
         breaker::Breaker::new(metrics::Metrics::new(provider), breaker),
         retry,
     );
-    let retries = stack.retries();
-    (Arc::new(stack), retries)
+    let (retries, throttles) = (stack.retries(), stack.throttles());
+    (Arc::new(stack), retries, throttles)
 }

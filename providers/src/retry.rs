@@ -48,6 +48,7 @@ pub struct Retry<P> {
     inner: P,
     policy: RetryPolicy,
     retries: Arc<AtomicU64>,
+    throttles: Arc<AtomicU64>,
 }
 
 impl<P: Provider> Retry<P> {
@@ -57,6 +58,7 @@ impl<P: Provider> Retry<P> {
             inner,
             policy,
             retries: Arc::new(AtomicU64::new(0)),
+            throttles: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -68,6 +70,11 @@ impl<P: Provider> Retry<P> {
     /// A counter of retries made so far (shared, so a caller can keep it after wrapping).
     pub fn retries(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.retries)
+    }
+
+    /// A counter of throttled attempts so far: callers adapt their concurrency to it.
+    pub fn throttles(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.throttles)
     }
 
     async fn run<T, F, Fut>(&self, operation: &'static str, key: &str, mut call: F) -> Result<T>
@@ -109,6 +116,9 @@ impl<P: Provider> Retry<P> {
             .adjust(|err, delay| delay.map(|d| err.retry_after().unwrap_or_else(|| d.mul_f64(fastrand::f64()))))
             .notify(|err, delay| {
                 self.retries.fetch_add(1, Ordering::Relaxed);
+                if matches!(err, ProviderError::Throttled { .. }) {
+                    self.throttles.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::debug!(provider = %provider, operation, key, error = %err, delay_ms = delay.as_millis() as u64, "retrying");
             })
             .await;

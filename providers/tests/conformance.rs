@@ -31,7 +31,7 @@ async fn memory_provider_conforms() {
 
 #[tokio::test]
 async fn the_standard_wrapper_stack_conforms() {
-    let (stack, retries) = wrap(
+    let (stack, retries, _) = wrap(
         Arc::new(MemoryProvider::default()),
         RetryPolicy::default(),
         BreakerPolicy::default(),

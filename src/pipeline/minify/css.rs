@@ -109,7 +109,9 @@ fn restore_header(source: &str, code: String) -> String {
     let mut licenses = String::new();
     let mut rest = header;
     while let Some(start) = rest.find("/*!") {
-        let Some(len) = rest[start..].find("*/") else { break };
+        let Some(len) = rest[start..].find("*/") else {
+            break;
+        };
         let comment = &rest[start..start + len + 2];
         if !code.contains(comment) {
             licenses.push_str(comment);
@@ -117,7 +119,10 @@ fn restore_header(source: &str, code: String) -> String {
         }
         rest = &rest[start + len + 2..];
     }
-    let charset = source.trim_start_matches('\u{feff}').trim_start().starts_with("@charset")
+    let charset = source
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with("@charset")
         && !code.is_ascii();
     if licenses.is_empty() && !charset {
         return code;
@@ -163,9 +168,15 @@ mod tests {
     fn charset_and_a_license_after_it_are_restored() {
         let src = "@charset \"UTF-8\";\n/*! theme | MIT */\n.a::after { content: \"→\"; }\n";
         let out = minify(src, "a.css", &[]).unwrap();
-        assert_eq!(out, "@charset \"UTF-8\";/*! theme | MIT */\n.a:after{content:\"→\"}");
+        assert_eq!(
+            out,
+            "@charset \"UTF-8\";/*! theme | MIT */\n.a:after{content:\"→\"}"
+        );
         let ascii = minify("@charset \"UTF-8\";\n.a { color: red }", "a.css", &[]).unwrap();
-        assert_eq!(ascii, ".a{color:red}", "no @charset needed for ASCII output");
+        assert_eq!(
+            ascii, ".a{color:red}",
+            "no @charset needed for ASCII output"
+        );
     }
 
     #[test]

@@ -1,0 +1,634 @@
+//! The deploy engine behind `edgeship deploy` (and, later, the HTTP deploy API).
+//!
+//! 1. Process the directory with the pipeline (cached work is not redone).
+//! 2. Load the remote manifest (`deploy.manifest_key`); without one, list the site and
+//!    compare stored hash metadata. After an interrupted deploy (its in-progress marker
+//!    is still there), check planned uploads one by one, so a rerun uploads only what is
+//!    missing.
+//! 3. Plan ([`plan::Plan`]): uploads with reasons, unchanged, stale. `--dry-run` stops here.
+//! 4. Execute with adaptive concurrency: non-HTML objects, then HTML (a page never points
+//!    at an asset that is not there yet), then the manifest (it never names an object that
+//!    is not stored), then stale deletes (only with `--delete`, refused above
+//!    `--max-deletes`), then a purge of changed paths.
+//!
+//! Provider calls go through retry (backoff + full jitter, Retry-After) and a circuit
+//! breaker; a provider that is down or rejects our credentials stops the deploy at once
+//! with one error. One deploy per site at a time ([`lock::SiteLock`]).
+
+pub mod adaptive;
+pub mod lock;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use edgeship_providers::faults::Faulty;
+use edgeship_providers::local::LocalProvider;
+use edgeship_providers::memory::MemoryProvider;
+use edgeship_providers::{ProviderError, ProviderExt, PurgeRequest, PutRequest, SharedProvider};
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, ResolvedSite};
+use crate::pipeline::Pipeline;
+use crate::pipeline::build::{self, BuildError, BuildReport, FileMessage, NoProgress};
+use crate::pipeline::manifest::Manifest;
+use crate::pipeline::rules::RuleSet;
+use adaptive::AdaptiveLimit;
+use lock::{LockError, SiteLock};
+use plan::{Plan, Upload};
+
+/// The key of the marker a deploy stores while it runs; finding it means the last deploy
+/// was interrupted.
+pub const IN_PROGRESS_KEY: &str = ".edgeship/deploy-in-progress";
+
+/// Errors that stop a deploy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// Configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The input could not be processed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Another deploy of the site is running.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A safety check refused the deploy; nothing was changed.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The provider is unusable (down, or credentials rejected); the deploy stopped.
+    #[error("deploy stopped: {0}")]
+    Provider(#[from] ProviderError),
+    /// The remote manifest exists but cannot be read.
+    #[error(
+        "the site's manifest at `{key}` is unreadable ({message}); remove it to deploy everything again"
+    )]
+    BadManifest {
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl DeployError {
+    /// The process exit code for this error (see the CLI docs).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Build(BuildError::Scan(_)) => 2,
+            Self::Build(err) if err.is_refusal() => 3,
+            Self::Lock(LockError::Held { .. }) | Self::Refused(_) => 3,
+            Self::Provider(
+                ProviderError::Unauthenticated { .. } | ProviderError::PermissionDenied { .. },
+            ) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What to deploy and how.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// The directory to publish.
+    pub input: PathBuf,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Delete stale objects.
+    pub delete: bool,
+    /// Refuse when more stale files than this would be deleted.
+    pub max_deletes: usize,
+    /// Uploads in flight at the start.
+    pub concurrency: usize,
+}
+
+/// Receives deploy progress (a progress bar on a terminal, plain lines otherwise).
+pub trait DeployProgress: Send + Sync {
+    /// A phase starts with this much work.
+    fn phase(&self, name: &str, objects: u64, bytes: u64);
+    /// One object of `bytes` is done.
+    fn object_done(&self, bytes: u64);
+}
+
+impl DeployProgress for NoProgress {
+    fn phase(&self, _: &str, _: u64, _: u64) {}
+    fn object_done(&self, _: u64) {}
+}
+
+/// Counts of the plan, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PlanSummary {
+    /// Objects to upload.
+    pub uploads: usize,
+    /// Bytes to upload.
+    pub upload_bytes: u64,
+    /// Objects already stored as wanted.
+    pub unchanged: usize,
+    /// Objects an interrupted deploy had already stored.
+    pub resumed: usize,
+    /// Stale files (paths) on the site.
+    pub stale_files: usize,
+    /// Stale objects (keys) on the site.
+    pub stale_objects: usize,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeployReport {
+    /// The site.
+    pub site: String,
+    /// The provider, as shown in logs.
+    pub provider: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// The pipeline's report (files, bytes before and after, savings, cache hits).
+    pub build: BuildReport,
+    /// The plan's counts.
+    pub plan: PlanSummary,
+    /// The planned uploads (only filled for dry runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<Upload>,
+    /// Objects uploaded.
+    pub uploaded: u64,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Objects deleted.
+    pub deleted: u64,
+    /// Paths purged from the CDN.
+    pub purged_paths: Vec<String>,
+    /// Retries of provider calls.
+    pub retries: u64,
+    /// Provider calls that were throttled.
+    pub throttles: u64,
+    /// The concurrency at the end (it adapts during the deploy).
+    pub final_concurrency: usize,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Objects that could not be uploaded; the deploy exits 1 when there are any.
+    pub failures: Vec<FileMessage>,
+}
+
+/// The provider of a site as configured, without the retry/breaker stack.
+pub fn open_provider(site: &ResolvedSite) -> SharedProvider {
+    let base: SharedProvider = match site.provider.as_str() {
+        "memory" => Arc::new(MemoryProvider::new(&format!("memory:{}", site.name))),
+        _ => Arc::new(LocalProvider::new(&site.root)),
+    };
+    match &site.faults {
+        Some(faults) => Arc::new(Faulty::new(base, faults.clone())),
+        None => base,
+    }
+}
+
+/// A configured deploy of one site.
+pub struct Deployer {
+    config: Config,
+    site: ResolvedSite,
+    raw: SharedProvider,
+}
+
+impl std::fmt::Debug for Deployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployer")
+            .field("site", &self.site.name)
+            .field("provider", &self.raw.to_string())
+            .finish()
+    }
+}
+
+impl Deployer {
+    /// A deployer for `site` using its configured provider.
+    pub fn new(config: &Config, site: &str) -> Result<Self, DeployError> {
+        let site = config.site(site)?;
+        let raw = open_provider(&site);
+        Ok(Self {
+            config: config.clone(),
+            site,
+            raw,
+        })
+    }
+
+    /// A deployer for `site` using the given provider (tests, the HTTP service).
+    pub fn with_provider(
+        config: &Config,
+        site: &str,
+        provider: SharedProvider,
+    ) -> Result<Self, DeployError> {
+        let site = config.site(site)?;
+        Ok(Self {
+            config: config.clone(),
+            site,
+            raw: provider,
+        })
+    }
+
+    /// Runs a deploy.
+    pub async fn run(
+        &self,
+        options: &DeployOptions,
+        progress: Arc<dyn DeployProgress>,
+    ) -> Result<DeployReport, DeployError> {
+        let started = Instant::now();
+        let _lock = if options.dry_run {
+            None
+        } else {
+            let ttl = Duration::from_secs(self.config.deploy.lock_ttl_secs);
+            Some(SiteLock::acquire(
+                &self.config.data_dir.join("locks"),
+                &self.site.name,
+                ttl,
+            )?)
+        };
+        let (provider, retries, throttles) = wrap(Arc::clone(&self.raw), &self.config.deploy);
+
+        // 1. Process (CPU work on the pipeline's pool, off the async runtime).
+        let build = self.process(&options.input).await?;
+        let (assets, build_report) = build;
+        let desired = plan::desired_objects(&assets);
+
+        // 2. What the site has.
+        let manifest_key = self.config.deploy.manifest_key.clone();
+        let remote =
+            match provider.get_opt(&manifest_key).await? {
+                Some((_, bytes)) => Some(Manifest::from_json(&bytes).map_err(|message| {
+                    DeployError::BadManifest {
+                        key: manifest_key.clone(),
+                        message,
+                    }
+                })?),
+                None => None,
+            };
+        let interrupted = provider.get_opt(IN_PROGRESS_KEY).await?.is_some();
+        let limit = Arc::new(AdaptiveLimit::new(
+            options.concurrency,
+            options.concurrency.saturating_mul(4).min(512),
+        ));
+        let mut stored = BTreeMap::new();
+        let mut listed_stale = Vec::new();
+        match &remote {
+            None => {
+                // No manifest: a first deploy, or objects put there by other tools.
+                let desired_keys: BTreeSet<&str> = desired.iter().map(|o| o.key.as_str()).collect();
+                for meta in provider.list_all("").await? {
+                    if meta.key.starts_with(".edgeship/") {
+                        continue;
+                    }
+                    if !desired_keys.contains(meta.key.as_str()) {
+                        listed_stale.push(meta.key.clone());
+                    }
+                    stored.insert(meta.key.clone(), meta);
+                }
+            }
+            Some(remote) if interrupted => {
+                tracing::info!(site = %self.site.name, "the last deploy was interrupted; checking what it already uploaded");
+                let candidates = Plan::build(desired.clone(), remote, &BTreeMap::new()).uploads;
+                stored = self
+                    .head_all(
+                        &provider,
+                        &limit,
+                        candidates.iter().map(|u| u.object.key.clone()).collect(),
+                    )
+                    .await?;
+            }
+            Some(_) => {}
+        }
+        let remote = remote.unwrap_or_default();
+        let mut plan = Plan::build(desired, &remote, &stored);
+        if !listed_stale.is_empty() {
+            plan.stale_paths = listed_stale.clone();
+            plan.stale_keys = listed_stale;
+        }
+
+        let mut report = DeployReport {
+            site: self.site.name.clone(),
+            provider: self.raw.to_string(),
+            dry_run: options.dry_run,
+            build: build_report,
+            plan: PlanSummary {
+                uploads: plan.uploads.len(),
+                upload_bytes: plan.upload_bytes(),
+                unchanged: plan.unchanged,
+                resumed: plan.resumed,
+                stale_files: plan.stale_paths.len(),
+                stale_objects: plan.stale_keys.len(),
+            },
+            ..DeployReport::default()
+        };
+        if options.delete && plan.stale_paths.len() > options.max_deletes {
+            return Err(DeployError::Refused(format!(
+                "--delete would remove {} stale files, more than --max-deletes {}; nothing was changed (raise --max-deletes if that is intended)",
+                plan.stale_paths.len(),
+                options.max_deletes
+            )));
+        }
+        if options.dry_run {
+            report.planned = plan.uploads;
+            report.final_concurrency = options.concurrency;
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+
+        // 4. Execute.
+        let has_work = !plan.uploads.is_empty() || (options.delete && !plan.stale_keys.is_empty());
+        if has_work {
+            provider
+                .put(PutRequest::bytes(
+                    IN_PROGRESS_KEY,
+                    format!("{{\"started\":{}}}", unix_now()),
+                ))
+                .await?;
+        }
+        let (assets_phase, html_phase): (Vec<Upload>, Vec<Upload>) =
+            plan.uploads.drain(..).partition(|u| !u.object.is_html);
+        let mut succeeded: BTreeSet<String> = BTreeSet::new();
+        let abort = Arc::new(AtomicBool::new(false));
+        for (name, phase) in [("assets", assets_phase), ("html", html_phase)] {
+            if phase.is_empty() {
+                continue;
+            }
+            if !report.failures.is_empty() {
+                // A page must never go live pointing at an asset that failed to upload.
+                for upload in &phase {
+                    report.failures.push(FileMessage { path: upload.object.key.clone(), message: "not uploaded: an asset failed to upload, so pages wait for the next deploy".into() });
+                }
+                continue;
+            }
+            progress.phase(
+                name,
+                phase.len() as u64,
+                phase.iter().map(|u| u.object.size).sum(),
+            );
+            let outcome = self
+                .upload_phase(
+                    &provider,
+                    &limit,
+                    &throttles,
+                    &abort,
+                    phase,
+                    Arc::clone(&progress),
+                )
+                .await;
+            report.uploaded += outcome.ok.len() as u64;
+            report.uploaded_bytes += outcome.bytes;
+            succeeded.extend(outcome.ok);
+            report.failures.extend(outcome.failures);
+            if let Some(fatal) = outcome.fatal {
+                return Err(DeployError::Provider(fatal));
+            }
+        }
+
+        // The manifest: what is stored now. Assets whose objects all went up get their
+        // new entry; the others keep their old one (their old objects are still there);
+        // stale files stay listed until they are deleted.
+        let mut manifest = Manifest::default();
+        for asset in &assets {
+            let entry = asset.manifest_entry();
+            let keys = plan::entry_keys(&asset.path, &entry);
+            let all_stored = keys
+                .iter()
+                .all(|k| succeeded.contains(k) || !report.failures.iter().any(|f| &f.path == k));
+            if all_stored {
+                manifest.assets.insert(asset.path.clone(), entry);
+            } else if let Some(old) = remote.assets.get(&asset.path) {
+                manifest.assets.insert(asset.path.clone(), old.clone());
+            }
+        }
+        let delete_now =
+            options.delete && report.failures.is_empty() && !plan.stale_keys.is_empty();
+        if !delete_now {
+            for path in &plan.stale_paths {
+                if let Some(old) = remote.assets.get(path) {
+                    manifest.assets.insert(path.clone(), old.clone());
+                }
+            }
+        }
+        if has_work || remote.assets != manifest.assets {
+            let mut put = PutRequest::bytes(manifest_key.clone(), manifest.to_json());
+            put.content_type = Some("application/json".into());
+            put.cache_control = Some("no-store".into());
+            provider.put(put).await?;
+        }
+        if delete_now {
+            progress.phase("delete", plan.stale_keys.len() as u64, 0);
+            provider.delete_all(&plan.stale_keys).await?;
+            report.deleted = plan.stale_keys.len() as u64;
+        }
+
+        // Purge what may be cached: changed paths and deleted ones (new paths never were).
+        let mut purge_paths: BTreeSet<String> = plan
+            .changed_paths
+            .iter()
+            .filter(|p| succeeded.contains(*p))
+            .cloned()
+            .collect();
+        if delete_now {
+            purge_paths.extend(plan.stale_paths.iter().cloned());
+        }
+        report.purged_paths = self.purge(&provider, &purge_paths).await?;
+        if has_work && report.failures.is_empty() {
+            provider.delete_many(&[IN_PROGRESS_KEY.to_string()]).await?;
+        }
+        report.retries = retries.load(Ordering::Relaxed);
+        report.throttles = throttles.load(Ordering::Relaxed);
+        report.final_concurrency = limit.current();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    async fn process(
+        &self,
+        input: &std::path::Path,
+    ) -> Result<(Vec<crate::pipeline::ProcessedAsset>, BuildReport), DeployError> {
+        let rules = RuleSet::new(&self.site.rules).map_err(|message| ConfigError::Value {
+            key: format!("sites.{}.rules", self.site.name),
+            message,
+        })?;
+        let pipeline = Pipeline::new(&self.config.pipeline, rules, &self.config.cache_dir)
+            .map_err(|message| ConfigError::Value {
+                key: "pipeline".into(),
+                message,
+            })?;
+        let workers = self.config.pipeline.workers;
+        let input = input.to_path_buf();
+        let result = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(workers)
+                .build()
+                .map_err(|e| BuildError::Io {
+                    path: PathBuf::from("<worker pool>"),
+                    source: std::io::Error::other(e),
+                })?;
+            pool.install(|| build::process_dir(&pipeline, &input, &NoProgress))
+        })
+        .await
+        .map_err(|e| BuildError::Io {
+            path: PathBuf::from("<pipeline>"),
+            source: std::io::Error::other(e),
+        })??;
+        Ok(result)
+    }
+
+    async fn head_all(
+        &self,
+        provider: &SharedProvider,
+        limit: &Arc<AdaptiveLimit>,
+        keys: Vec<String>,
+    ) -> Result<BTreeMap<String, edgeship_providers::ObjectMeta>, DeployError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for key in keys {
+            let (provider, limit) = (Arc::clone(provider), Arc::clone(limit));
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await;
+                (key.clone(), provider.head(&key).await)
+            });
+        }
+        let mut stored = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((key, result)) = joined else { continue };
+            match result {
+                Ok(meta) => {
+                    stored.insert(key, meta);
+                }
+                Err(ProviderError::NotFound { .. }) => {}
+                Err(err) if err.is_fatal_for_provider() => return Err(err.into()),
+                // Unknown state: upload it again, which is always safe.
+                Err(_) => {}
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn upload_phase(
+        &self,
+        provider: &SharedProvider,
+        limit: &Arc<AdaptiveLimit>,
+        throttles: &Arc<AtomicU64>,
+        abort: &Arc<AtomicBool>,
+        uploads: Vec<Upload>,
+        progress: Arc<dyn DeployProgress>,
+    ) -> PhaseOutcome {
+        let mut tasks = tokio::task::JoinSet::new();
+        for upload in uploads {
+            let (provider, limit, throttles, abort, progress) = (
+                Arc::clone(provider),
+                Arc::clone(limit),
+                Arc::clone(throttles),
+                Arc::clone(abort),
+                Arc::clone(&progress),
+            );
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await;
+                if abort.load(Ordering::Relaxed) {
+                    return (upload, None);
+                }
+                let throttled_before = throttles.load(Ordering::Relaxed);
+                let started = Instant::now();
+                let result = provider.put(upload.object.put_request()).await;
+                if throttles.load(Ordering::Relaxed) > throttled_before {
+                    limit.on_throttle();
+                } else if result.is_ok() {
+                    limit.on_success(started.elapsed());
+                }
+                if let Err(err) = &result
+                    && err.is_fatal_for_provider()
+                {
+                    abort.store(true, Ordering::Relaxed);
+                }
+                progress.object_done(upload.object.size);
+                (upload, Some(result))
+            });
+        }
+        let mut outcome = PhaseOutcome::default();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((upload, Some(Ok(_)))) => {
+                    outcome.bytes += upload.object.size;
+                    outcome.ok.push(upload.object.key);
+                }
+                Ok((upload, Some(Err(err)))) if err.is_fatal_for_provider() => {
+                    outcome.fatal.get_or_insert(err);
+                    outcome.failures.push(FileMessage {
+                        path: upload.object.key,
+                        message: "not uploaded: the deploy stopped".into(),
+                    });
+                }
+                Ok((upload, Some(Err(err)))) => {
+                    outcome.failures.push(FileMessage {
+                        path: upload.object.key,
+                        message: err.to_string(),
+                    });
+                }
+                Ok((upload, None)) => {
+                    outcome.failures.push(FileMessage {
+                        path: upload.object.key,
+                        message: "not uploaded: the deploy stopped".into(),
+                    });
+                }
+                Err(join_error) => {
+                    outcome.failures.push(FileMessage {
+                        path: "<task>".into(),
+                        message: format!("upload task failed: {join_error}"),
+                    });
+                }
+            }
+        }
+        outcome.ok.sort();
+        outcome
+    }
+
+    /// Purges `paths` (site paths, no leading `/`) in batches of the provider's limit.
+    /// `dir/index.html` is also reachable as `dir/`, so both are purged.
+    async fn purge(
+        &self,
+        provider: &SharedProvider,
+        paths: &BTreeSet<String>,
+    ) -> Result<Vec<String>, DeployError> {
+        let mut urls = BTreeSet::new();
+        for path in paths {
+            urls.insert(format!("/{path}"));
+            if let Some(dir) = path.strip_suffix("index.html")
+                && (dir.is_empty() || dir.ends_with('/'))
+            {
+                urls.insert(format!("/{dir}"));
+            }
+        }
+        let urls: Vec<String> = urls.into_iter().collect();
+        let batch = provider.capabilities().max_purge_items_per_call.max(1);
+        for chunk in urls.chunks(batch) {
+            provider
+                .purge(&PurgeRequest {
+                    paths: chunk.to_vec(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Ok(urls)
+    }
+}
+
+#[derive(Debug, Default)]
+struct PhaseOutcome {
+    ok: Vec<String>,
+    bytes: u64,
+    failures: Vec<FileMessage>,
+    fatal: Option<ProviderError>,
+}
+
+/// The standard provider stack for deploys, with its retry and throttle counters.
+fn wrap(
+    provider: SharedProvider,
+    config: &crate::config::DeployConfig,
+) -> (SharedProvider, Arc<AtomicU64>, Arc<AtomicU64>) {
+    edgeship_providers::wrap(provider, config.retry.clone(), config.breaker.clone())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}

@@ -1,0 +1,357 @@
+//! Planning: what a deploy must upload, delete and purge, decided before anything is
+//! written. The plan is printed as it is for `--dry-run`, then executed.
+//!
+//! Each asset becomes one object per stored form: the identity at its path and one
+//! sibling per kept variant (`app.js.br`, stored with `Content-Encoding: br`). An object
+//! is uploaded when the remote manifest does not describe it exactly (hash, size,
+//! headers); objects the remote has and the local tree no longer produces are stale.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use edgeship_providers::object::{META_ENCODING, META_HASH};
+use edgeship_providers::{Body, ObjectMeta, PutRequest};
+use serde::Serialize;
+
+use crate::pipeline::ProcessedAsset;
+use crate::pipeline::classify::AssetKind;
+use crate::pipeline::compress::Encoding;
+use crate::pipeline::manifest::{Manifest, ManifestEntry};
+
+/// Why an object is uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The site does not have it.
+    New,
+    /// The bytes changed.
+    ContentChanged,
+    /// Only headers (cache control, content type, extra headers) changed.
+    HeadersChanged,
+}
+
+/// One object the deploy wants stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredObject {
+    /// Object key.
+    pub key: String,
+    /// The asset's public path.
+    pub path: String,
+    /// `None` for the identity, else the variant's encoding.
+    pub encoding: Option<Encoding>,
+    /// Whether the asset is an HTML page (uploaded after every other asset).
+    pub is_html: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the bytes are.
+    #[serde(skip)]
+    pub source: PathBuf,
+    /// The asset's identity hash.
+    pub hash: String,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// `Cache-Control`.
+    pub cache_control: String,
+    /// Extra headers.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl DesiredObject {
+    /// The put request that stores this object.
+    pub fn put_request(&self) -> PutRequest {
+        let encoding = self.encoding.map(|e| e.token().to_string());
+        PutRequest {
+            key: self.key.clone(),
+            body: Body::File {
+                path: self.source.clone(),
+                size: self.size,
+            },
+            content_type: Some(self.content_type.clone()),
+            content_encoding: encoding.clone(),
+            cache_control: Some(self.cache_control.clone()),
+            headers: self.headers.clone(),
+            metadata: BTreeMap::from([
+                (META_HASH.to_string(), self.hash.clone()),
+                (
+                    META_ENCODING.to_string(),
+                    encoding.unwrap_or_else(|| "identity".into()),
+                ),
+            ]),
+        }
+    }
+
+    /// Whether a stored object's metadata shows it is exactly this object.
+    pub fn matches_stored(&self, stored: &ObjectMeta) -> bool {
+        let encoding = self.encoding.map_or("identity", |e| e.token());
+        stored.size == self.size
+            && stored.metadata.get(META_HASH) == Some(&self.hash)
+            && stored.metadata.get(META_ENCODING).map(String::as_str) == Some(encoding)
+            && stored.content_type.as_deref() == Some(self.content_type.as_str())
+            && stored.cache_control.as_deref() == Some(self.cache_control.as_str())
+            && stored.headers == self.headers
+    }
+}
+
+/// The objects of a set of processed assets, sorted by key.
+pub fn desired_objects(assets: &[ProcessedAsset]) -> Vec<DesiredObject> {
+    let mut objects = Vec::new();
+    for asset in assets {
+        let base = DesiredObject {
+            key: asset.path.clone(),
+            path: asset.path.clone(),
+            encoding: None,
+            is_html: asset.kind == AssetKind::Html,
+            size: asset.size,
+            source: asset.identity_file().to_path_buf(),
+            hash: asset.hash.as_str().to_string(),
+            content_type: asset.rule.content_type.clone(),
+            cache_control: asset.rule.cache_control.clone(),
+            headers: asset.rule.headers.clone(),
+        };
+        for (encoding, size) in &asset.variants {
+            if let Some(source) = asset.variant_file(*encoding) {
+                objects.push(DesiredObject {
+                    key: format!("{}{}", asset.path, encoding.suffix()),
+                    encoding: Some(*encoding),
+                    size: *size,
+                    source,
+                    ..base.clone()
+                });
+            }
+        }
+        objects.push(base);
+    }
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    objects
+}
+
+/// What the remote manifest says about one object, to compare with a desired one.
+fn remote_state(remote: &Manifest, object: &DesiredObject) -> Option<Reason> {
+    let Some(entry) = remote.assets.get(&object.path) else {
+        return Some(Reason::New);
+    };
+    let stored_size = match object.encoding {
+        None => Some(entry.size),
+        Some(encoding) => entry.variants.get(&encoding).copied(),
+    };
+    let Some(stored_size) = stored_size else {
+        return Some(Reason::New);
+    };
+    if entry.hash.as_str() != object.hash || stored_size != object.size {
+        return Some(Reason::ContentChanged);
+    }
+    if entry.content_type != object.content_type
+        || entry.cache_control != object.cache_control
+        || entry.headers != object.headers
+    {
+        return Some(Reason::HeadersChanged);
+    }
+    None
+}
+
+/// The keys a manifest entry stands for: the identity and its variants.
+pub fn entry_keys(path: &str, entry: &ManifestEntry) -> Vec<String> {
+    std::iter::once(path.to_string())
+        .chain(
+            entry
+                .variants
+                .keys()
+                .map(|e| format!("{path}{}", e.suffix())),
+        )
+        .collect()
+}
+
+/// An upload in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Upload {
+    /// The object.
+    #[serde(flatten)]
+    pub object: DesiredObject,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A complete plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Objects to upload, non-HTML first, then HTML.
+    pub uploads: Vec<Upload>,
+    /// Objects already stored as wanted.
+    pub unchanged: usize,
+    /// Objects found already uploaded by an interrupted deploy (verified by their stored
+    /// hash), so not uploaded again.
+    pub resumed: usize,
+    /// Public paths the remote has and the local tree no longer does.
+    pub stale_paths: Vec<String>,
+    /// Keys of stale objects (stale paths' objects, and variants no longer produced).
+    pub stale_keys: Vec<String>,
+    /// Paths whose content or headers changed (they may be cached: purge them).
+    pub changed_paths: Vec<String>,
+}
+
+impl Plan {
+    /// Builds a plan from the desired objects and what the site has. `remote` is the
+    /// site's manifest (empty when there is none); `stored` holds metadata of objects
+    /// known to be stored already (from a listing when there is no manifest, or from
+    /// checking planned uploads after an interrupted deploy).
+    pub fn build(
+        desired: Vec<DesiredObject>,
+        remote: &Manifest,
+        stored: &BTreeMap<String, ObjectMeta>,
+    ) -> Self {
+        let mut plan = Self::default();
+        let mut changed = BTreeSet::new();
+        let desired_keys: BTreeSet<&str> = desired.iter().map(|o| o.key.as_str()).collect();
+        let local_paths: BTreeSet<&str> = desired.iter().map(|o| o.path.as_str()).collect();
+        let mut stale_keys: BTreeSet<String> = BTreeSet::new();
+        for (path, entry) in &remote.assets {
+            for key in entry_keys(path, entry) {
+                if !desired_keys.contains(key.as_str()) {
+                    stale_keys.insert(key);
+                }
+            }
+            if !local_paths.contains(path.as_str()) {
+                plan.stale_paths.push(path.clone());
+            }
+        }
+        let mut html = Vec::new();
+        for object in desired {
+            let Some(reason) = remote_state(remote, &object) else {
+                plan.unchanged += 1;
+                continue;
+            };
+            if stored
+                .get(&object.key)
+                .is_some_and(|meta| object.matches_stored(meta))
+            {
+                plan.resumed += 1;
+                continue;
+            }
+            if reason != Reason::New {
+                changed.insert(object.path.clone());
+            }
+            let upload = Upload { object, reason };
+            if upload.object.is_html {
+                html.push(upload)
+            } else {
+                plan.uploads.push(upload)
+            }
+        }
+        plan.uploads.extend(html);
+        plan.stale_keys = stale_keys.into_iter().collect();
+        plan.changed_paths = changed.into_iter().collect();
+        plan
+    }
+
+    /// Bytes the uploads send.
+    pub fn upload_bytes(&self) -> u64 {
+        self.uploads.iter().map(|u| u.object.size).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::hash::ContentHash;
+
+    fn object(path: &str, hash: &str, encoding: Option<Encoding>, html: bool) -> DesiredObject {
+        DesiredObject {
+            key: format!("{path}{}", encoding.map_or("", |e| e.suffix())),
+            path: path.into(),
+            encoding,
+            is_html: html,
+            size: 10,
+            source: PathBuf::new(),
+            hash: hash.into(),
+            content_type: "text/html".into(),
+            cache_control: "max-age=0".into(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    fn entry(hash: &str, variants: &[Encoding]) -> ManifestEntry {
+        ManifestEntry {
+            hash: serde_json::from_value::<ContentHash>(serde_json::json!(hash)).unwrap(),
+            size: 10,
+            source_size: 10,
+            content_type: "text/html".into(),
+            cache_control: "max-age=0".into(),
+            headers: BTreeMap::new(),
+            tags: Vec::new(),
+            variants: variants.iter().map(|e| (*e, 10)).collect(),
+        }
+    }
+
+    #[test]
+    fn plans_new_changed_unchanged_and_stale_with_html_last() {
+        let remote = Manifest {
+            assets: BTreeMap::from([
+                ("same.css".to_string(), entry("h1", &[Encoding::Br])),
+                ("changed.js".to_string(), entry("old", &[])),
+                (
+                    "index.html".to_string(),
+                    entry("h3", &[Encoding::Br, Encoding::Gzip]),
+                ),
+                ("gone.txt".to_string(), entry("h4", &[Encoding::Zstd])),
+            ]),
+            ..Manifest::default()
+        };
+        let desired = vec![
+            object("index.html", "h3", None, true),
+            object("index.html", "h3", Some(Encoding::Br), true),
+            object("same.css", "h1", None, false),
+            object("same.css", "h1", Some(Encoding::Br), false),
+            object("changed.js", "new", None, false),
+            object("new.js", "h5", None, false),
+            object("about.html", "h6", None, true),
+        ];
+        let plan = Plan::build(desired, &remote, &BTreeMap::new());
+        let uploads: Vec<(&str, Reason)> = plan
+            .uploads
+            .iter()
+            .map(|u| (u.object.key.as_str(), u.reason))
+            .collect();
+        assert_eq!(
+            uploads,
+            [
+                ("changed.js", Reason::ContentChanged),
+                ("new.js", Reason::New),
+                ("about.html", Reason::New)
+            ]
+        );
+        assert_eq!(plan.unchanged, 4);
+        assert_eq!(plan.stale_paths, ["gone.txt"]);
+        assert_eq!(
+            plan.stale_keys,
+            ["gone.txt", "gone.txt.zst", "index.html.gz"]
+        );
+        assert_eq!(
+            plan.changed_paths,
+            ["changed.js"],
+            "new paths were never cached: no purge"
+        );
+    }
+
+    #[test]
+    fn header_changes_reupload_and_stored_objects_are_not_uploaded_again() {
+        let remote = Manifest {
+            assets: BTreeMap::from([("a.js".to_string(), entry("h", &[]))]),
+            ..Manifest::default()
+        };
+        let mut changed = object("a.js", "h", None, false);
+        changed.cache_control = "no-store".into();
+        let fresh = object("b.js", "hb", None, false);
+        let stored = BTreeMap::from([(
+            "b.js".to_string(),
+            ObjectMeta {
+                key: "b.js".into(),
+                ..fresh.put_request().meta()
+            },
+        )]);
+        let plan = Plan::build(vec![changed, fresh], &remote, &stored);
+        assert_eq!(plan.uploads.len(), 1);
+        assert_eq!(plan.uploads[0].reason, Reason::HeadersChanged);
+        assert_eq!(plan.resumed, 1);
+    }
+}

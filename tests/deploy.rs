@@ -1,0 +1,504 @@
+//! The deploy engine end to end: against the memory provider with injected faults
+//! (library API) and the local provider (the real binary, including SIGKILL and resume).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use edgeship::config::Config;
+use edgeship::deploy::{DeployError, DeployOptions, DeployReport, Deployer};
+use edgeship::pipeline::build::NoProgress;
+use edgeship::pipeline::compress::{Encoding, decode};
+use edgeship::pipeline::manifest::Manifest;
+use edgeship_providers::faults::{FaultConfig, Faulty};
+use edgeship_providers::memory::{Call, MemoryProvider};
+use edgeship_providers::retry::RetryPolicy;
+use edgeship_providers::{Provider, ProviderError};
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: Config,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            cache_dir: dir.path().join("cache"),
+            ..Config::default()
+        };
+        // Fast retries keep fault tests quick; the policy shape is what is under test.
+        config.deploy.retry = RetryPolicy {
+            attempts: 12,
+            base_delay_ms: 1,
+            max_delay_ms: 20,
+            call_timeout_ms: 10_000,
+        };
+        Self { dir, config }
+    }
+
+    fn options(&self, input: &Path) -> DeployOptions {
+        DeployOptions {
+            input: input.to_path_buf(),
+            dry_run: false,
+            delete: false,
+            max_deletes: 256,
+            concurrency: 16,
+        }
+    }
+
+    async fn deploy(
+        &self,
+        provider: Arc<dyn Provider>,
+        options: &DeployOptions,
+    ) -> Result<DeployReport, DeployError> {
+        Deployer::with_provider(&self.config, "default", provider)
+            .unwrap()
+            .run(options, Arc::new(NoProgress))
+            .await
+    }
+}
+
+/// A generated site: `n` small text files plus a few HTML pages.
+fn generated_site(root: &Path, n: usize) -> PathBuf {
+    let site = root.join("generated");
+    for i in 0..n {
+        let path = site.join(format!("d{:02}/file-{i:05}.txt", i % 50));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("file {i}\n").repeat(1 + i % 40)).unwrap();
+    }
+    for page in ["index.html", "about/index.html"] {
+        let path = site.join(page);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!(
+                "<!doctype html><title>{page}</title>{}",
+                "<p>text</p>".repeat(100)
+            ),
+        )
+        .unwrap();
+    }
+    site
+}
+
+/// Checks, object by object, that the memory provider holds exactly the processed tree:
+/// identity bytes, headers, and every variant decoding to the identity.
+fn assert_remote_equals_local(memory: &MemoryProvider, config: &Config, input: &Path) {
+    let (_, bytes) = memory
+        .object(".edgeship/manifest")
+        .expect("manifest stored");
+    let manifest = Manifest::from_json(&bytes).unwrap();
+    let pipeline = edgeship::cli::pipeline_for(config, "default").unwrap();
+    let (assets, _) =
+        edgeship::pipeline::build::process_dir(&pipeline, input, &NoProgress).unwrap();
+    assert_eq!(manifest.assets.len(), assets.len());
+    let mut expected_keys = vec![".edgeship/manifest".to_string()];
+    for asset in &assets {
+        let identity = std::fs::read(asset.identity_file()).unwrap();
+        let (meta, stored) = memory
+            .object(&asset.path)
+            .unwrap_or_else(|| panic!("{} missing", asset.path));
+        assert!(stored == identity, "{} bytes differ", asset.path);
+        assert_eq!(
+            meta.content_type.as_deref(),
+            Some(asset.rule.content_type.as_str()),
+            "{}",
+            asset.path
+        );
+        assert_eq!(
+            meta.cache_control.as_deref(),
+            Some(asset.rule.cache_control.as_str()),
+            "{}",
+            asset.path
+        );
+        assert_eq!(meta.content_encoding, None);
+        assert_eq!(manifest.assets[&asset.path], asset.manifest_entry());
+        expected_keys.push(asset.path.clone());
+        for encoding in asset.variants.keys() {
+            let key = format!("{}{}", asset.path, encoding.suffix());
+            let (meta, compressed) = memory
+                .object(&key)
+                .unwrap_or_else(|| panic!("{key} missing"));
+            assert_eq!(
+                meta.content_encoding.as_deref(),
+                Some(encoding.token()),
+                "{key}"
+            );
+            let mut plain = Vec::new();
+            decode(*encoding, &mut &compressed[..], &mut plain).unwrap();
+            assert!(plain == identity, "{key} does not decode to the identity");
+            expected_keys.push(key);
+        }
+    }
+    expected_keys.sort();
+    assert_eq!(
+        memory.keys(),
+        expected_keys,
+        "nothing more, nothing less (the in-progress marker is gone)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_through_30_percent_errors_and_10_percent_throttles_ends_complete() {
+    let env = Env::new();
+    let site = generated_site(env.dir.path(), 5_000);
+    for input in [common::fixture("site"), site] {
+        let memory = Arc::new(MemoryProvider::default());
+        let faults = FaultConfig {
+            error_rate: 0.3,
+            throttle_rate: 0.1,
+            retry_after_ms: 1,
+            seed: 9,
+            ..Default::default()
+        };
+        let faulty = Arc::new(Faulty::new(Arc::clone(&memory), faults));
+        let report = env
+            .deploy(faulty.clone(), &env.options(&input))
+            .await
+            .unwrap();
+        assert!(
+            report.failures.is_empty(),
+            "{:?}",
+            &report.failures[..report.failures.len().min(5)]
+        );
+        assert!(
+            report.retries > 0 && report.retries >= faulty.injected(),
+            "retries {} injected {}",
+            report.retries,
+            faulty.injected()
+        );
+        assert!(report.throttles > 0);
+        assert_remote_equals_local(&memory, &env.config, &input);
+    }
+}
+
+#[tokio::test]
+async fn html_is_uploaded_only_after_every_other_asset() {
+    let env = Env::new();
+    let memory = Arc::new(MemoryProvider::default());
+    let faulty = Arc::new(Faulty::new(
+        Arc::clone(&memory),
+        FaultConfig {
+            error_rate: 0.2,
+            seed: 3,
+            ..Default::default()
+        },
+    ));
+    env.deploy(faulty, &env.options(&common::fixture("site")))
+        .await
+        .unwrap();
+    let puts: Vec<String> = memory
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Put(k) = c { Some(k) } else { None })
+        .collect();
+    let is_html = |k: &str| k.contains(".html");
+    let first_html = puts.iter().position(|k| is_html(k)).unwrap();
+    let last_asset = puts
+        .iter()
+        .rposition(|k| !is_html(k) && !k.starts_with(".edgeship/"))
+        .unwrap();
+    assert!(
+        last_asset < first_html,
+        "asset {} was uploaded after page {}",
+        puts[last_asset],
+        puts[first_html]
+    );
+    let manifest_put = puts
+        .iter()
+        .rposition(|k| k == ".edgeship/manifest")
+        .unwrap();
+    assert!(
+        manifest_put > puts.iter().rposition(|k| is_html(k)).unwrap(),
+        "the manifest goes last"
+    );
+}
+
+#[tokio::test]
+async fn a_redeploy_of_an_unchanged_tree_makes_no_put() {
+    let env = Env::new();
+    let memory = Arc::new(MemoryProvider::default());
+    let input = common::fixture("site");
+    env.deploy(memory.clone(), &env.options(&input))
+        .await
+        .unwrap();
+    memory.clear_calls();
+    let report = env
+        .deploy(memory.clone(), &env.options(&input))
+        .await
+        .unwrap();
+    assert_eq!(report.uploaded, 0);
+    assert!(report.plan.unchanged > 50);
+    let calls = memory.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Put(_) | Call::Delete(_))),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.len(),
+        2,
+        "one manifest read and one in-progress check: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_provider_stops_the_deploy_fast_with_one_error_and_the_manifest_unchanged() {
+    let env = Env::new();
+    let memory = Arc::new(MemoryProvider::default());
+    let faulty = Arc::new(Faulty::new(
+        Arc::clone(&memory),
+        FaultConfig {
+            fail_after: Some(0),
+            ..Default::default()
+        },
+    ));
+    faulty.set_enabled(false);
+    let first = common::fixture("site");
+    env.deploy(faulty.clone(), &env.options(&first))
+        .await
+        .unwrap();
+    let manifest_before = memory.object(".edgeship/manifest").unwrap().1;
+
+    faulty.set_enabled(true);
+    let big = generated_site(env.dir.path(), 2_000);
+    let err = env
+        .deploy(faulty.clone(), &env.options(&big))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            DeployError::Provider(
+                ProviderError::CircuitOpen { .. } | ProviderError::RetriesExhausted { .. }
+            )
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        faulty.injected() < 200,
+        "the breaker stopped the deploy after {} failed calls, not thousands",
+        faulty.injected()
+    );
+    assert_eq!(
+        memory.object(".edgeship/manifest").unwrap().1,
+        manifest_before
+    );
+}
+
+#[tokio::test]
+async fn deletes_above_max_deletes_are_refused_and_delete_nothing() {
+    let env = Env::new();
+    let memory = Arc::new(MemoryProvider::default());
+    let site = generated_site(env.dir.path(), 20);
+    env.deploy(memory.clone(), &env.options(&site))
+        .await
+        .unwrap();
+    let before = memory.keys();
+    for i in 0..5 {
+        std::fs::remove_file(site.join(format!("d{i:02}/file-{i:05}.txt"))).unwrap();
+    }
+    let options = DeployOptions {
+        delete: true,
+        max_deletes: 4,
+        ..env.options(&site)
+    };
+    let err = env.deploy(memory.clone(), &options).await.unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        err.to_string()
+            .contains("would remove 5 stale files, more than --max-deletes 4"),
+        "{err}"
+    );
+    assert_eq!(memory.keys(), before, "nothing changed");
+
+    let options = DeployOptions {
+        delete: true,
+        max_deletes: 5,
+        ..env.options(&site)
+    };
+    let report = env.deploy(memory.clone(), &options).await.unwrap();
+    assert_eq!(report.plan.stale_files, 5);
+    assert!(report.deleted >= 5);
+    assert!(!memory.keys().iter().any(|k| k.ends_with("file-00000.txt")));
+    assert!(
+        report
+            .purged_paths
+            .contains(&"/d00/file-00000.txt".to_string()),
+        "deleted paths are purged"
+    );
+    let manifest = Manifest::from_json(&memory.object(".edgeship/manifest").unwrap().1).unwrap();
+    assert!(!manifest.assets.contains_key("d00/file-00000.txt"));
+}
+
+#[tokio::test]
+async fn changed_files_are_uploaded_and_purged_and_stale_ones_stay_listed_without_delete() {
+    let env = Env::new();
+    let memory = Arc::new(MemoryProvider::default());
+    let site = generated_site(env.dir.path(), 10);
+    env.deploy(memory.clone(), &env.options(&site))
+        .await
+        .unwrap();
+    std::fs::write(
+        site.join("about/index.html"),
+        "<!doctype html><p>changed</p>".repeat(50),
+    )
+    .unwrap();
+    std::fs::remove_file(site.join("d01/file-00001.txt")).unwrap();
+    let report = env
+        .deploy(memory.clone(), &env.options(&site))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.purged_paths,
+        vec!["/about/".to_string(), "/about/index.html".to_string()]
+    );
+    assert_eq!(report.deleted, 0);
+    assert!(memory.object("d01/file-00001.txt").is_some());
+    let manifest = Manifest::from_json(&memory.object(".edgeship/manifest").unwrap().1).unwrap();
+    assert!(
+        manifest.assets.contains_key("d01/file-00001.txt"),
+        "still stored, so still listed"
+    );
+    let variants: BTreeMap<Encoding, u64> = manifest.assets["about/index.html"].variants.clone();
+    assert!(!variants.is_empty());
+}
+
+fn count_sidecars(root: &Path) -> usize {
+    walkdir::WalkDir::new(root.join(".edgeship/meta"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_type().is_file()
+                && !e
+                    .path()
+                    .to_string_lossy()
+                    .contains(".edgeship/meta/.edgeship/")
+        })
+        // A write cut short by the kill leaves its temporary file behind.
+        .filter(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(".edgeship-tmp-")
+        })
+        .count()
+}
+
+#[test]
+fn a_deploy_killed_mid_upload_resumes_with_only_the_missing_objects() {
+    let sandbox = common::Sandbox::new();
+    let site = generated_site(sandbox.dir.path(), 300);
+    let config = sandbox.path("edgeship.toml");
+    std::fs::write(
+        &config,
+        "[sites.default]\nprovider = \"local\"\n[sites.default.faults]\nlatency_ms = 15\n",
+    )
+    .unwrap();
+    let mut child = sandbox
+        .command()
+        .args([
+            "deploy",
+            site.to_str().unwrap(),
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let root = sandbox.path("data/sites/default");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while count_sidecars(&root) < 60 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the deploy finished before it could be killed"
+        );
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SIGKILL: no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let completed = count_sidecars(&root);
+    assert!(
+        root.join(".edgeship/deploy-in-progress").exists(),
+        "the marker tells the rerun to check"
+    );
+    assert!(
+        !root.join(".edgeship/manifest").exists(),
+        "no manifest before every object is stored"
+    );
+
+    std::fs::write(&config, "[sites.default]\nprovider = \"local\"\n").unwrap();
+    let output = sandbox.run(&["deploy", site.to_str().unwrap(), "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let total =
+        report["plan"]["uploads"].as_u64().unwrap() + report["plan"]["resumed"].as_u64().unwrap();
+    assert_eq!(
+        report["plan"]["resumed"].as_u64().unwrap() as usize,
+        completed
+    );
+    assert_eq!(
+        report["uploaded"].as_u64().unwrap(),
+        total - completed as u64,
+        "only the missing objects"
+    );
+    assert!(!root.join(".edgeship/deploy-in-progress").exists());
+    let manifest =
+        Manifest::from_json(&std::fs::read(root.join(".edgeship/manifest")).unwrap()).unwrap();
+    assert_eq!(manifest.assets.len(), 302);
+    for (path, entry) in &manifest.assets {
+        assert_eq!(
+            std::fs::read(root.join(path)).unwrap().len() as u64,
+            entry.size,
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn the_cli_deploys_through_configured_faults_and_reports_the_retries() {
+    let sandbox = common::Sandbox::new();
+    std::fs::write(
+        sandbox.path("edgeship.toml"),
+        "[deploy.retry]\nattempts = 12\nbase_delay_ms = 1\nmax_delay_ms = 10\n\
+         [sites.default]\nprovider = \"local\"\n\
+         [sites.default.faults]\nerror_rate = 0.3\nthrottle_rate = 0.1\nretry_after_ms = 1\nseed = 5\n",
+    )
+    .unwrap();
+    let site = common::fixture("site");
+    let output = sandbox.run(&["deploy", site.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    let summary = common::stdout(&output);
+    let retries: u64 = summary
+        .split_once("; ")
+        .and_then(|(_, rest)| rest.split(" retries").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no retry count in:\n{summary}"));
+    assert!(retries > 0, "{summary}");
+    assert!(
+        summary.contains("deployed 21 files to site `default`"),
+        "{summary}"
+    );
+    let root = sandbox.path("data/sites/default");
+    assert_eq!(
+        std::fs::read(root.join("robots.txt")).unwrap(),
+        std::fs::read(site.join("robots.txt")).unwrap()
+    );
+
+    let dry = sandbox.run(&["deploy", site.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", common::stderr(&dry));
+    assert!(
+        common::stdout(&dry).contains("0 uploads (0 B), 70 unchanged"),
+        "{}",
+        common::stdout(&dry)
+    );
+}
