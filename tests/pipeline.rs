@@ -124,7 +124,7 @@ proptest! {
             let name = if ext.is_empty() { format!("f{i}") } else { format!("f{i}.{ext}") };
             let abs = tmp.path().join(&name);
             std::fs::write(&abs, &content).unwrap();
-            let file = SourceFile { path: name, abs, size: content.len() as u64 };
+            let file = SourceFile { path: name, abs, size: content.len() as u64, stamp: Default::default() };
             let asset = p.process(&file).unwrap();
             let identity = std::fs::read(asset.identity_file()).unwrap();
             prop_assert!(identity.len() <= content.len());
@@ -153,4 +153,23 @@ fn identical_bytes_under_names_that_minify_differently_are_cached_apart() {
     assert_eq!(min.size, js.len() as u64, "*.min.js is not re-minified");
     let plain = assets.iter().find(|a| a.path == "a.js").unwrap();
     assert!(plain.size < js.len() as u64);
+}
+
+#[test]
+fn a_file_rewritten_right_after_a_build_with_the_same_size_is_processed_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.txt"), "aaaa".repeat(100)).unwrap();
+    let p = pipeline(&PipelineConfig::default(), &tmp.path().join("cache"));
+    let (first, _) = process_dir(&p, &input, &NoProgress).unwrap();
+    std::fs::write(input.join("a.txt"), "bbbb".repeat(100)).unwrap();
+    let (second, _) = process_dir(&p, &input, &NoProgress).unwrap();
+    assert_ne!(
+        first[0].hash, second[0].hash,
+        "the stat index must not hide a same-size change"
+    );
+    let (third, report) = process_dir(&p, &input, &NoProgress).unwrap();
+    assert_eq!(third[0].hash, second[0].hash);
+    assert_eq!(report.cache_hits, 1);
 }

@@ -170,6 +170,8 @@ pub fn process_dir(
 ) -> Result<(Vec<ProcessedAsset>, BuildReport), BuildError> {
     let started = Instant::now();
     let scan = scan::scan(input, pipeline.exclude())?;
+    let index = pipeline.load_index(input);
+    let index_hits = std::sync::atomic::AtomicUsize::new(0);
     progress.start(
         scan.files.len() as u64,
         scan.files.iter().map(|f| f.size).sum(),
@@ -181,7 +183,13 @@ pub fn process_dir(
     let mut results: Vec<_> = order
         .par_iter()
         .map(|file| {
-            let result = pipeline.process(file);
+            let indexed = index
+                .as_ref()
+                .and_then(|index| pipeline.from_index(index, file));
+            if indexed.is_some() {
+                index_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let result = indexed.map_or_else(|| pipeline.process(file), Ok);
             progress.file_done(file.size);
             (file.path.as_str(), result)
         })
@@ -202,6 +210,20 @@ pub fn process_dir(
                 },
                 message: err.to_string(),
             }),
+        }
+    }
+    if let Some(index) = &index {
+        let entries: std::collections::HashMap<String, super::index::IndexEntry> = assets
+            .iter()
+            .map(|a| (a.path.clone(), a.index_entry()))
+            .collect();
+        // Rewrite when anything changed, and also when some file could not be trusted
+        // (racily clean): a fresh write time lets the next run trust it.
+        let all_hit = index_hits.into_inner() == entries.len();
+        if (index.differs(&entries) || !all_hit)
+            && let Err(err) = index.store(entries)
+        {
+            tracing::warn!(error = %err, "could not write the stat index; the next run re-reads every file");
         }
     }
     for (path, reason) in scan.skipped {

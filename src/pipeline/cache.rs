@@ -118,6 +118,13 @@ impl ProcessingCache {
         complete.then_some(entry)
     }
 
+    /// The entry for `key` with already-known metadata (from the stat index), if its
+    /// directory still exists. Skips reading `meta.json`.
+    pub fn entry(&self, key: &ContentHash, meta: EntryMeta) -> Option<Entry> {
+        let dir = self.entry_dir(key);
+        dir.is_dir().then_some(Entry { dir, meta })
+    }
+
     /// Starts writing an entry: files go into the returned staging directory, then
     /// [`ProcessingCache::commit`] publishes it.
     pub fn stage(&self) -> io::Result<tempfile::TempDir> {

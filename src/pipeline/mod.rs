@@ -10,6 +10,7 @@ pub mod cache;
 pub mod classify;
 pub mod compress;
 pub mod hash;
+pub mod index;
 pub mod manifest;
 pub mod minify;
 pub mod rules;
@@ -78,6 +79,8 @@ pub struct ProcessedAsset {
     pub compressions: u32,
     identity_file: PathBuf,
     entry: Entry,
+    cache_key: ContentHash,
+    stamp: scan::FileStamp,
 }
 
 impl ProcessedAsset {
@@ -91,6 +94,15 @@ impl ProcessedAsset {
         self.variants
             .contains_key(&encoding)
             .then(|| self.entry.variant_path(encoding))
+    }
+
+    /// What the stat index records for this asset.
+    pub fn index_entry(&self) -> index::IndexEntry {
+        index::IndexEntry {
+            stamp: self.stamp,
+            key: self.cache_key.clone(),
+            meta: self.entry.meta.clone(),
+        }
     }
 
     /// The manifest entry describing this asset.
@@ -130,6 +142,8 @@ pub struct Pipeline {
     rules: RuleSet,
     cache: ProcessingCache,
     exclude: globset::GlobSet,
+    fingerprint: String,
+    index_dir: PathBuf,
 }
 
 impl Pipeline {
@@ -141,12 +155,25 @@ impl Pipeline {
             json: config.minify.json,
             css_targets: minify::css::parse_targets(&config.css_targets)?,
         };
+        let settings = serde_json::to_string(config).map_err(|e| e.to_string())?;
+        let fingerprint = blake3::hash(
+            format!(
+                "{settings}\0{}\0{}",
+                rules.fingerprint(),
+                cache::TOOL_VERSIONS
+            )
+            .as_bytes(),
+        )
+        .to_hex()
+        .to_string();
         Ok(Self {
             config: config.clone(),
             minify,
             rules,
             cache: ProcessingCache::new(cache_dir, config.cache),
             exclude: rules::compile_globs(&config.exclude)?,
+            fingerprint,
+            index_dir: cache_dir.join("index"),
         })
     }
 
@@ -161,6 +188,25 @@ impl Pipeline {
             brotli: self.config.brotli_quality,
             zstd: self.config.zstd_level,
         }
+    }
+
+    /// The stat index of `input` for these settings, when the processing cache is on.
+    pub fn load_index(&self, input: &Path) -> Option<index::StatIndex> {
+        self.config
+            .cache
+            .then(|| index::StatIndex::load(&self.index_dir, input, &self.fingerprint))
+    }
+
+    /// The result recorded in the stat index for an unchanged file, without reading it.
+    pub fn from_index(
+        &self,
+        index: &index::StatIndex,
+        file: &SourceFile,
+    ) -> Option<ProcessedAsset> {
+        let recorded = index.lookup(&file.path, &file.stamp)?;
+        let entry = self.cache.entry(&recorded.key, recorded.meta.clone())?;
+        let rule = self.rules.resolve(&file.path, recorded.meta.kind);
+        Some(self.asset(file, rule, entry, recorded.key.clone(), true, 0))
     }
 
     /// Processes one file. Never panics: a panic inside becomes [`ProcessError::Panic`].
@@ -230,7 +276,7 @@ impl Pipeline {
         let key = ProcessingCache::key(&source_hash, &settings_hash);
 
         if let Some(entry) = self.cache.get(&key) {
-            return Ok(self.asset(file, rule, entry, true, 0));
+            return Ok(self.asset(file, rule, entry, key, true, 0));
         }
 
         let staging = self.cache.stage()?;
@@ -295,7 +341,7 @@ impl Pipeline {
             variants,
         };
         let entry = self.cache.commit(&key, staging, meta)?;
-        Ok(self.asset(file, rule, entry, false, encodings.len() as u32))
+        Ok(self.asset(file, rule, entry, key, false, encodings.len() as u32))
     }
 
     /// Runs every encoder, in parallel on the pool (large files gain most), each writing
@@ -325,6 +371,7 @@ impl Pipeline {
         file: &SourceFile,
         rule: ResolvedRule,
         entry: Entry,
+        cache_key: ContentHash,
         cache_hit: bool,
         compressions: u32,
     ) -> ProcessedAsset {
@@ -346,6 +393,8 @@ impl Pipeline {
             compressions,
             identity_file,
             entry,
+            cache_key,
+            stamp: file.stamp,
         }
     }
 }

@@ -97,6 +97,7 @@ pub struct ResolvedRule {
 pub struct RuleSet {
     site: Vec<CompiledRule>,
     defaults: Vec<CompiledRule>,
+    fingerprint: String,
 }
 
 impl RuleSet {
@@ -104,10 +105,17 @@ impl RuleSet {
     pub fn new(site_rules: &[RuleConfig]) -> Result<Self, String> {
         let defaults: DefaultRulesFile = toml::from_str(DEFAULT_RULES_TOML)
             .map_err(|e| format!("built-in default rules: {e}"))?;
+        let fingerprint = serde_json::to_string(site_rules).map_err(|e| e.to_string())?;
         Ok(Self {
             site: compile(site_rules)?,
             defaults: compile(&defaults.rules)?,
+            fingerprint,
         })
+    }
+
+    /// A string that changes whenever the site's rules change (for cache keys).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Decides headers and processing for a public path (`assets/app.js`, no leading `/`).

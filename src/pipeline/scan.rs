@@ -15,6 +15,49 @@ pub struct SourceFile {
     pub abs: PathBuf,
     /// Size in bytes at scan time.
     pub size: u64,
+    /// What the file system says about the file (size, times, inode), so an unchanged
+    /// file is recognised without reading it.
+    pub stamp: FileStamp,
+}
+
+/// A file's identity as the file system reports it, as git's index records it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status-change time, nanoseconds since the epoch (0 where unknown).
+    pub ctime_ns: i128,
+    /// Inode number (0 where unknown).
+    pub ino: u64,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(metadata: &std::fs::Metadata) -> Self {
+        let nanos = |t: std::io::Result<std::time::SystemTime>| {
+            t.ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128)
+        };
+        #[cfg(unix)]
+        let (ctime_ns, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec()),
+                metadata.ino(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (ctime_ns, ino) = (0, 0);
+        Self {
+            size: metadata.len(),
+            mtime_ns: nanos(metadata.modified()),
+            ctime_ns,
+            ino,
+        }
+    }
 }
 
 /// The result of a scan: files sorted by path, and warnings about what was left out.
@@ -115,6 +158,7 @@ pub fn scan(root: &Path, exclude: &GlobSet) -> Result<Scan, ScanError> {
             path,
             abs: abs.to_path_buf(),
             size: metadata.len(),
+            stamp: FileStamp::of(&metadata),
         });
     }
     scan.files.sort_by(|a, b| a.path.cmp(&b.path));
