@@ -246,23 +246,20 @@ impl Deployer {
         let (provider, retries, throttles) = wrap(Arc::clone(&self.raw), &self.config.deploy);
 
         // 1. Process (CPU work on the pipeline's pool, off the async runtime).
-        let build = self.process(&options.input).await?;
-        let (assets, build_report) = build;
-        let desired = plan::desired_objects(&assets);
-
-        // 2. What the site has.
+        // 1 and 2 at once: local processing and reading what the site has are independent.
         let manifest_key = self.config.deploy.manifest_key.clone();
-        let remote =
-            match provider.get_opt(&manifest_key).await? {
-                Some((_, bytes)) => Some(Manifest::from_json(&bytes).map_err(|message| {
-                    DeployError::BadManifest {
-                        key: manifest_key.clone(),
-                        message,
-                    }
-                })?),
-                None => None,
-            };
-        let interrupted = provider.get_opt(IN_PROGRESS_KEY).await?.is_some();
+        let (processed, remote_state) = tokio::join!(
+            self.process(&options.input, true),
+            self.remote_state(&provider, &manifest_key)
+        );
+        let (mut assets, mut build_report) = processed?;
+        let (remote, interrupted) = remote_state?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            files = assets.len(),
+            "processed and remote manifest read"
+        );
+        let desired = plan::desired_objects(&assets);
         let limit = Arc::new(AdaptiveLimit::new(
             options.concurrency,
             options.concurrency.saturating_mul(4).min(512),
@@ -296,13 +293,33 @@ impl Deployer {
             }
             Some(_) => {}
         }
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "remote state loaded"
+        );
         let remote = remote.unwrap_or_default();
-        let mut plan = Plan::build(desired, &remote, &stored);
-        if !listed_stale.is_empty() {
-            plan.stale_paths = listed_stale.clone();
-            plan.stale_keys = listed_stale;
+        let make_plan = |desired| {
+            let mut plan = Plan::build(desired, &remote, &stored);
+            if !listed_stale.is_empty() {
+                plan.stale_paths = listed_stale.clone();
+                plan.stale_keys = listed_stale.clone();
+            }
+            plan
+        };
+        let mut plan = make_plan(desired);
+        if plan.uploads.iter().any(|u| !u.object.source.exists()) {
+            // The stat index pointed at processing results someone deleted (a cleared
+            // cache): process again from the files themselves.
+            tracing::info!("processing cache entries are missing; processing the files again");
+            (assets, build_report) = self.process(&options.input, false).await?;
+            plan = make_plan(plan::desired_objects(&assets));
         }
 
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            uploads = plan.uploads.len(),
+            "planned"
+        );
         let mut report = DeployReport {
             site: self.site.name.clone(),
             provider: self.raw.to_string(),
@@ -407,7 +424,7 @@ impl Deployer {
             }
         }
         if has_work || remote.assets != manifest.assets {
-            let mut put = PutRequest::bytes(manifest_key.clone(), manifest.to_json());
+            let mut put = PutRequest::bytes(manifest_key.clone(), manifest.to_compact_json());
             put.content_type = Some("application/json".into());
             put.cache_control = Some("no-store".into());
             provider.put(put).await?;
@@ -432,6 +449,7 @@ impl Deployer {
         if has_work && report.failures.is_empty() {
             provider.delete_many(&[IN_PROGRESS_KEY.to_string()]).await?;
         }
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "done");
         report.retries = retries.load(Ordering::Relaxed);
         report.throttles = throttles.load(Ordering::Relaxed);
         report.final_concurrency = limit.current();
@@ -442,16 +460,20 @@ impl Deployer {
     async fn process(
         &self,
         input: &std::path::Path,
+        use_index: bool,
     ) -> Result<(Vec<crate::pipeline::ProcessedAsset>, BuildReport), DeployError> {
         let rules = RuleSet::new(&self.site.rules).map_err(|message| ConfigError::Value {
             key: format!("sites.{}.rules", self.site.name),
             message,
         })?;
-        let pipeline = Pipeline::new(&self.config.pipeline, rules, &self.config.cache_dir)
+        let mut pipeline = Pipeline::new(&self.config.pipeline, rules, &self.config.cache_dir)
             .map_err(|message| ConfigError::Value {
                 key: "pipeline".into(),
                 message,
             })?;
+        if !use_index {
+            pipeline = pipeline.without_index();
+        }
         let workers = self.config.pipeline.workers;
         let input = input.to_path_buf();
         let result = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
@@ -470,6 +492,30 @@ impl Deployer {
             source: std::io::Error::other(e),
         })??;
         Ok(result)
+    }
+
+    /// The site's manifest (if any) and whether an interrupted deploy left its marker.
+    async fn remote_state(
+        &self,
+        provider: &SharedProvider,
+        manifest_key: &str,
+    ) -> Result<(Option<Manifest>, bool), DeployError> {
+        let manifest = match provider.get_opt(manifest_key).await? {
+            // Parsing a large manifest is CPU work: off the async workers.
+            Some((_, bytes)) => Some(
+                tokio::task::spawn_blocking(move || Manifest::from_json(&bytes))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|parsed| parsed)
+                    .map_err(|message| DeployError::BadManifest {
+                        key: manifest_key.to_string(),
+                        message,
+                    })?,
+            ),
+            None => None,
+        };
+        let interrupted = provider.get_opt(IN_PROGRESS_KEY).await?.is_some();
+        Ok((manifest, interrupted))
     }
 
     async fn head_all(

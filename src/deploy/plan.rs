@@ -93,9 +93,10 @@ impl DesiredObject {
     }
 }
 
-/// The objects of a set of processed assets, sorted by key.
+/// The objects of a set of processed assets, in the assets' order: each identity
+/// followed by its variants.
 pub fn desired_objects(assets: &[ProcessedAsset]) -> Vec<DesiredObject> {
-    let mut objects = Vec::new();
+    let mut objects = Vec::with_capacity(assets.len() * 3);
     for asset in assets {
         let base = DesiredObject {
             key: asset.path.clone(),
@@ -109,20 +110,23 @@ pub fn desired_objects(assets: &[ProcessedAsset]) -> Vec<DesiredObject> {
             cache_control: asset.rule.cache_control.clone(),
             headers: asset.rule.headers.clone(),
         };
-        for (encoding, size) in &asset.variants {
-            if let Some(source) = asset.variant_file(*encoding) {
-                objects.push(DesiredObject {
+        let variants: Vec<DesiredObject> = asset
+            .variants
+            .iter()
+            .filter_map(|(encoding, size)| {
+                let source = asset.variant_file(*encoding)?;
+                Some(DesiredObject {
                     key: format!("{}{}", asset.path, encoding.suffix()),
                     encoding: Some(*encoding),
                     size: *size,
                     source,
                     ..base.clone()
-                });
-            }
-        }
+                })
+            })
+            .collect();
         objects.push(base);
+        objects.extend(variants);
     }
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
     objects
 }
 

@@ -170,7 +170,16 @@ pub fn process_dir(
 ) -> Result<(Vec<ProcessedAsset>, BuildReport), BuildError> {
     let started = Instant::now();
     let scan = scan::scan(input, pipeline.exclude())?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        files = scan.files.len(),
+        "scanned"
+    );
     let index = pipeline.load_index(input);
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "stat index loaded"
+    );
     let index_hits = std::sync::atomic::AtomicUsize::new(0);
     progress.start(
         scan.files.len() as u64,
@@ -213,17 +222,18 @@ pub fn process_dir(
         }
     }
     if let Some(index) = &index {
-        let entries: std::collections::HashMap<String, super::index::IndexEntry> = assets
-            .iter()
-            .map(|a| (a.path.clone(), a.index_entry()))
-            .collect();
-        // Rewrite when anything changed, and also when some file could not be trusted
-        // (racily clean): a fresh write time lets the next run trust it.
-        let all_hit = index_hits.into_inner() == entries.len();
-        if (index.differs(&entries) || !all_hit)
-            && let Err(err) = index.store(entries)
-        {
-            tracing::warn!(error = %err, "could not write the stat index; the next run re-reads every file");
+        // Every file served from the index and none gone: the index is current as it is.
+        // Otherwise rewrite it — also when some file could not be trusted (racily
+        // clean), so a fresh write time lets the next run trust it.
+        let current = index_hits.into_inner() == assets.len() && index.len() == assets.len();
+        if !current {
+            let entries = assets
+                .iter()
+                .map(|a| (a.path.clone(), a.index_entry()))
+                .collect();
+            if let Err(err) = index.store(entries) {
+                tracing::warn!(error = %err, "could not write the stat index; the next run re-reads every file");
+            }
         }
     }
     for (path, reason) in scan.skipped {
@@ -262,7 +272,12 @@ pub fn build(
             path: output.to_path_buf(),
         });
     }
-    let (assets, mut report) = process_dir(pipeline, input, progress)?;
+    let (mut assets, mut report) = process_dir(pipeline, input, progress)?;
+    if assets.iter().any(|a| !a.identity_file().exists()) {
+        // The stat index pointed at processing results someone deleted (a cleared cache).
+        let fresh = pipeline.clone().without_index();
+        (assets, report) = process_dir(&fresh, input, progress)?;
+    }
     let mut manifest = Manifest::default();
     for asset in &assets {
         manifest

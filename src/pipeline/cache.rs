@@ -118,11 +118,14 @@ impl ProcessingCache {
         complete.then_some(entry)
     }
 
-    /// The entry for `key` with already-known metadata (from the stat index), if its
-    /// directory still exists. Skips reading `meta.json`.
-    pub fn entry(&self, key: &ContentHash, meta: EntryMeta) -> Option<Entry> {
-        let dir = self.entry_dir(key);
-        dir.is_dir().then_some(Entry { dir, meta })
+    /// The entry for `key` with already-known metadata (from the stat index), without
+    /// touching the disk. A caller that needs its files must be ready for them to be gone
+    /// (someone may have cleared the cache).
+    pub fn entry(&self, key: &ContentHash, meta: EntryMeta) -> Entry {
+        Entry {
+            dir: self.entry_dir(key),
+            meta,
+        }
     }
 
     /// Starts writing an entry: files go into the returned staging directory, then

@@ -23,7 +23,7 @@ use super::scan::FileStamp;
 const INDEX_VERSION: u32 = 1;
 
 /// Entries whose mtime or ctime is within this of the index write time are re-hashed.
-const RACY_WINDOW_NS: i128 = 2_000_000_000;
+const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// What the index remembers about one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ pub struct IndexEntry {
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexFile {
     version: u32,
-    written_at_ns: i128,
+    written_at_ns: i64,
     entries: HashMap<String, IndexEntry>,
 }
 
@@ -47,7 +47,7 @@ struct IndexFile {
 #[derive(Debug)]
 pub struct StatIndex {
     path: PathBuf,
-    written_at_ns: i128,
+    written_at_ns: i64,
     entries: HashMap<String, IndexEntry>,
 }
 
@@ -78,20 +78,25 @@ impl StatIndex {
     /// The recorded entry for `path` if the file still has the same stamp and is not racy.
     pub fn lookup(&self, path: &str, stamp: &FileStamp) -> Option<&IndexEntry> {
         let entry = self.entries.get(path)?;
-        let racy = |t: i128| t >= self.written_at_ns - RACY_WINDOW_NS;
+        let racy = |t: i64| t >= self.written_at_ns - RACY_WINDOW_NS;
         (entry.stamp == *stamp && !racy(stamp.mtime_ns) && !racy(stamp.ctime_ns)).then_some(entry)
     }
 
-    /// Whether `entries` differ from what is stored (so the index needs writing).
-    pub fn differs(&self, entries: &HashMap<String, IndexEntry>) -> bool {
-        self.entries != *entries
+    /// How many files the index records.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the index records no file.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Replaces the index with `entries`, written atomically.
     pub fn store(&self, entries: HashMap<String, IndexEntry>) -> std::io::Result<()> {
         let written_at_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         let file = IndexFile {
             version: INDEX_VERSION,
             written_at_ns,
@@ -122,9 +127,13 @@ mod tests {
                 source_size: 1,
                 hash: ContentHash::of(b"x"),
                 size: 1,
-                minify: MinifyOutcome::NotApplicable,
-                identity_stored: false,
-                variants: Default::default(),
+                minify: MinifyOutcome::Fallback {
+                    reason: "syntax error".into(),
+                },
+                identity_stored: true,
+                variants: [(crate::pipeline::compress::Encoding::Br, 10)]
+                    .into_iter()
+                    .collect(),
             },
         }
     }
@@ -142,7 +151,7 @@ mod tests {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_nanos() as i128;
+            .as_nanos() as i64;
         let racy = FileStamp {
             mtime_ns: now,
             ctime_ns: now,
@@ -157,7 +166,8 @@ mod tests {
             .unwrap();
 
         let index = StatIndex::load(dir.path(), input.path(), "settings");
-        assert!(index.lookup("a", &old).is_some());
+        assert_eq!(index.len(), 2, "the stored index reads back");
+        assert_eq!(index.lookup("a", &old), Some(&entry(old)));
         assert!(
             index.lookup("a", &FileStamp { size: 2, ..old }).is_none(),
             "size changed"

@@ -65,6 +65,11 @@ impl Manifest {
         bytes
     }
 
+    /// The manifest as compact JSON (what is stored on a site: smaller and faster to read).
+    pub fn to_compact_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
     /// Parses a manifest, rejecting unknown format versions.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let manifest: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;

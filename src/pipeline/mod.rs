@@ -135,7 +135,7 @@ struct FileSettings<'a> {
 }
 
 /// A configured pipeline, shared by all worker threads.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pipeline {
     config: PipelineConfig,
     minify: MinifySettings,
@@ -144,6 +144,7 @@ pub struct Pipeline {
     exclude: globset::GlobSet,
     fingerprint: String,
     index_dir: PathBuf,
+    use_index: bool,
 }
 
 impl Pipeline {
@@ -174,6 +175,7 @@ impl Pipeline {
             exclude: rules::compile_globs(&config.exclude)?,
             fingerprint,
             index_dir: cache_dir.join("index"),
+            use_index: true,
         })
     }
 
@@ -190,10 +192,16 @@ impl Pipeline {
         }
     }
 
+    /// Turns the stat index off: every file is read and hashed (results may still come
+    /// from the processing cache).
+    pub fn without_index(mut self) -> Self {
+        self.use_index = false;
+        self
+    }
+
     /// The stat index of `input` for these settings, when the processing cache is on.
     pub fn load_index(&self, input: &Path) -> Option<index::StatIndex> {
-        self.config
-            .cache
+        (self.config.cache && self.use_index)
             .then(|| index::StatIndex::load(&self.index_dir, input, &self.fingerprint))
     }
 
@@ -204,7 +212,7 @@ impl Pipeline {
         file: &SourceFile,
     ) -> Option<ProcessedAsset> {
         let recorded = index.lookup(&file.path, &file.stamp)?;
-        let entry = self.cache.entry(&recorded.key, recorded.meta.clone())?;
+        let entry = self.cache.entry(&recorded.key, recorded.meta.clone());
         let rule = self.rules.resolve(&file.path, recorded.meta.kind);
         Some(self.asset(file, rule, entry, recorded.key.clone(), true, 0))
     }

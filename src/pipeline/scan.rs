@@ -26,9 +26,9 @@ pub struct FileStamp {
     /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     /// Status-change time, nanoseconds since the epoch (0 where unknown).
-    pub ctime_ns: i128,
+    pub ctime_ns: i64,
     /// Inode number (0 where unknown).
     pub ino: u64,
 }
@@ -39,13 +39,16 @@ impl FileStamp {
         let nanos = |t: std::io::Result<std::time::SystemTime>| {
             t.ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as i128)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         };
         #[cfg(unix)]
         let (ctime_ns, ino) = {
             use std::os::unix::fs::MetadataExt;
             (
-                i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec()),
+                metadata
+                    .ctime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(metadata.ctime_nsec()),
                 metadata.ino(),
             )
         };
@@ -103,64 +106,10 @@ pub fn scan(root: &Path, exclude: &GlobSet) -> Result<Scan, ScanError> {
         });
     }
     let canonical_root = root.canonicalize().map_err(|e| io_err(root, e))?;
-    let mut scan = Scan::default();
-    for entry in walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(root).to_path_buf();
-            ScanError::Io {
-                path,
-                source: e.into(),
-            }
-        })?;
-        let abs = entry.path();
-        let Ok(rel) = abs.strip_prefix(root) else {
-            continue;
-        };
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let Some(path) = rel
-            .to_str()
-            .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
-        else {
-            scan.skipped.push((
-                rel.to_string_lossy().into_owned(),
-                "file name is not valid UTF-8".into(),
-            ));
-            continue;
-        };
-        if entry.file_type().is_dir() {
-            continue;
-        }
-        if exclude.is_match(&path) {
-            continue;
-        }
-        let metadata = if entry.file_type().is_symlink() {
-            match abs.canonicalize() {
-                Ok(target) if target.starts_with(&canonical_root) && target.is_file() => {
-                    target.metadata().map_err(|e| io_err(abs, e))?
-                }
-                _ => {
-                    scan.skipped.push((path, "symbolic link that leaves the input directory (or is broken, or is a directory)".into()));
-                    continue;
-                }
-            }
-        } else if entry.file_type().is_file() {
-            entry.metadata().map_err(|e| io_err(abs, e.into()))?
-        } else {
-            scan.skipped.push((path, "not a regular file".into()));
-            continue;
-        };
-        scan.files.push(SourceFile {
-            path,
-            abs: abs.to_path_buf(),
-            size: metadata.len(),
-            stamp: FileStamp::of(&metadata),
-        });
-    }
+    // Directories are read in parallel on the pipeline's pool: on large trees the walk is
+    // bound by file-system calls, which spread over the cores.
+    let mut scan = walk(root, root, &canonical_root, exclude)?;
+    scan.skipped.sort();
     scan.files.sort_by(|a, b| a.path.cmp(&b.path));
     let paths: std::collections::HashSet<&str> =
         scan.files.iter().map(|f| f.path.as_str()).collect();
@@ -182,6 +131,67 @@ pub fn scan(root: &Path, exclude: &GlobSet) -> Result<Scan, ScanError> {
             path,
             "precompressed sibling of another input; edgeship makes its own variants".into(),
         ));
+    }
+    Ok(scan)
+}
+
+/// Scans one directory, recursing into subdirectories in parallel.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    canonical_root: &Path,
+    exclude: &GlobSet,
+) -> Result<Scan, ScanError> {
+    use rayon::prelude::*;
+    let io_err = |path: &Path, source| ScanError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| io_err(dir, e))?;
+    let parts: Vec<Scan> = entries
+        .par_iter()
+        .map(|entry| -> Result<Scan, ScanError> {
+            let mut part = Scan::default();
+            let abs = entry.path();
+            let Ok(rel) = abs.strip_prefix(root) else { return Ok(part) };
+            let file_type = entry.file_type().map_err(|e| io_err(&abs, e))?;
+            let Some(path) = rel.to_str().map(|p| p.replace(std::path::MAIN_SEPARATOR, "/")) else {
+                part.skipped.push((rel.to_string_lossy().into_owned(), "file name is not valid UTF-8".into()));
+                return Ok(part);
+            };
+            if file_type.is_dir() {
+                return walk(root, &abs, canonical_root, exclude);
+            }
+            if exclude.is_match(&path) {
+                return Ok(part);
+            }
+            let metadata = if file_type.is_symlink() {
+                match abs.canonicalize() {
+                    Ok(target) if target.starts_with(canonical_root) && target.is_file() => {
+                        target.metadata().map_err(|e| io_err(&abs, e))?
+                    }
+                    _ => {
+                        part.skipped.push((path, "symbolic link that leaves the input directory (or is broken, or is a directory)".into()));
+                        return Ok(part);
+                    }
+                }
+            } else if file_type.is_file() {
+                std::fs::symlink_metadata(&abs).map_err(|e| io_err(&abs, e))?
+            } else {
+                part.skipped.push((path, "not a regular file".into()));
+                return Ok(part);
+            };
+            part.files.push(SourceFile { path, abs, size: metadata.len(), stamp: FileStamp::of(&metadata) });
+            Ok(part)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut scan = Scan::default();
+    for part in parts {
+        scan.files.extend(part.files);
+        scan.skipped.extend(part.skipped);
     }
     Ok(scan)
 }
