@@ -90,7 +90,7 @@ pub enum ProviderError {
         /// Time from the first attempt to giving up.
         elapsed: Duration,
         /// The last error.
-        source: Box<ProviderError>,
+        source: Box<Self>,
     },
     /// Anything else, with its source.
     #[error("{provider}: {source}")]
