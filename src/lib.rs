@@ -6,12 +6,16 @@
 //! - [`pipeline`]: per-file processing — classify, minify (with a guard that ships the
 //!   original whenever the minifier fails), precompress into br/gzip/zstd variants, hash,
 //!   apply rules — behind an on-disk processing cache, and `edgeship build`.
+//! - [`cache`]: the cache layer — a [`cache::CacheStore`] trait with Redis and memory
+//!   implementations, the compressing codec, key namespacing, metrics, and the fallback to
+//!   memory while Redis is unreachable; [`cache::Cache`] is the typed handle.
 //! - [`http`]: the actix-web service behind `edgeship serve`.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod http;
