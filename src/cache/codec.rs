@@ -22,6 +22,7 @@
 //! `0x20..=0x2a`: a plain Redis counter (`"42"`, bytes `0x34 0x32`) or a JSON document
 //! (`{`, `0x7b`) read as a value is a typed error, never garbage.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use serde::de::DeserializeOwned;
@@ -337,12 +338,13 @@ impl Codec {
     /// - the header decides format and compression, whatever this codec writes;
     /// - an empty value, an unknown or older header, a payload that does not decompress,
     ///   or one that decompresses to more than [`MAX_DECODED_BYTES`] is an error.
-    pub fn open(&self, stored: &[u8]) -> Result<(Header, Vec<u8>), CodecError> {
+    pub fn open<'a>(&self, stored: &'a [u8]) -> Result<(Header, Cow<'a, [u8]>), CodecError> {
         let (&byte, payload) = stored.split_first().ok_or(CodecError::Empty)?;
         let header = Header::parse(byte)?;
         let plain = match header.compression {
-            Compression::None => payload.to_vec(),
-            compression => decompress(compression, payload, MAX_DECODED_BYTES)?,
+            // Uncompressed payloads (most small values) are decoded in place, not copied.
+            Compression::None => Cow::Borrowed(payload),
+            compression => Cow::Owned(decompress(compression, payload, MAX_DECODED_BYTES)?),
         };
         Ok((header, plain))
     }
