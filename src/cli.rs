@@ -563,6 +563,11 @@ fn run_serve(config: Config) -> anyhow::Result<u8> {
         let listener = std::net::TcpListener::bind(config.server.bind)
             .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
         let app = crate::http::AppState::new(&config)?;
+        // Connects to Redis now, so an outage shows at startup (one warning) rather than
+        // on the first request; the service starts either way.
+        if app.cache().health().await == crate::cache::Health::Ready {
+            tracing::info!(cache = %app.cache().stats().backend, "cache ready");
+        }
         eprintln!("edgeship serving on http://{}", listener.local_addr()?);
         crate::http::serve(listener, app, crate::http::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{Compression, Format as CacheFormat, Keyspace};
 use crate::pipeline::compress::Encoding;
 
 /// The file name looked up in the working directory when no config path is given.
@@ -79,6 +81,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// The deploy engine (concurrency, retries, deletes, locks).
     pub deploy: DeployConfig,
+    /// The cache layer (Redis or memory).
+    pub cache: CacheConfig,
     /// Named deploy targets. Empty means one site, `default`, on the local provider.
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -98,6 +102,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             pipeline: PipelineConfig::default(),
             deploy: DeployConfig::default(),
+            cache: CacheConfig::default(),
             sites: BTreeMap::new(),
         }
     }
@@ -226,6 +231,104 @@ impl Default for MinifyConfig {
             css: true,
             json: true,
         }
+    }
+}
+
+/// Settings of the cache layer: Redis when `redis_url` is set, memory otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Redis to use, e.g. `redis://:password@10.0.0.5:6379/0`. Absent: memory only (one
+    /// process). While set but unreachable the cache serves from memory and `/readyz`
+    /// reports degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<RedisUrl>,
+    /// First part of every key: `{prefix}:{site}:…`. Give deployments that share a Redis
+    /// different prefixes.
+    pub prefix: String,
+    /// Serialisation of values: `msgpack` (compact, the default) or `json` (readable with
+    /// `redis-cli`). Values are read by their header, so changing it keeps old values.
+    pub format: CacheFormat,
+    /// Compression of values above the threshold: `zstd`, `gzip` or `none`.
+    pub compression: Compression,
+    /// Values whose serialised size is above this many bytes are compressed.
+    pub compress_threshold_bytes: usize,
+    /// Every Redis command must answer within this; a slower one counts as Redis being
+    /// unreachable (calls fall back to memory) rather than stalling requests.
+    pub command_timeout_ms: u64,
+    /// While Redis is unreachable, how often to check whether it is back.
+    pub reconnect_interval_ms: u64,
+    /// Keys per `SCAN` batch in pattern deletes: other clients wait at most one batch.
+    pub scan_batch: usize,
+    /// Size bound of the memory store (the embedded default and the fallback).
+    pub memory_max_bytes: u64,
+    /// Size of a memory L1 in front of Redis; 0 (the default) turns it off. With several
+    /// replicas an L1 serves another replica's write only after `l1_ttl_ms`.
+    pub l1_max_bytes: u64,
+    /// How long the L1 keeps a value (its staleness bound).
+    pub l1_ttl_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            prefix: Keyspace::DEFAULT_PREFIX.into(),
+            format: CacheFormat::MessagePack,
+            compression: Compression::Zstd,
+            compress_threshold_bytes: crate::cache::codec::DEFAULT_COMPRESS_THRESHOLD,
+            command_timeout_ms: 500,
+            reconnect_interval_ms: 1000,
+            scan_batch: 1000,
+            memory_max_bytes: 256 * 1024 * 1024,
+            l1_max_bytes: 0,
+            l1_ttl_ms: 2000,
+        }
+    }
+}
+
+/// A Redis URL, kept as a secret: it may hold a password. `Debug` shows it with the
+/// credentials replaced; `edgeship config check` redacts it the same way.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(SecretString);
+
+impl RedisUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    /// The URL with credentials, for connecting only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any credentials replaced by `[redacted]`, for logs.
+    pub fn redacted(&self) -> String {
+        let mut value = toml::Value::String(self.expose().to_owned());
+        redact(&mut value, None);
+        value.as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RedisUrl").field(&self.redacted()).finish()
+    }
+}
+
+impl PartialEq for RedisUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+/// Serialises the real URL: the layered loader round-trips the config through serde.
+/// Everything that prints config (`config check`) goes through [`Config::to_redacted_toml`].
+impl Serialize for RedisUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
     }
 }
 
@@ -365,6 +468,7 @@ impl Config {
                 message,
             }
         })?;
+        self.validate_cache()?;
         crate::pipeline::rules::compile_globs(&p.exclude).map_err(|message| {
             ConfigError::Value {
                 key: "pipeline.exclude".into(),
@@ -400,6 +504,56 @@ impl Config {
                     message,
                 }
             })?;
+        }
+        Ok(())
+    }
+
+    fn validate_cache(&self) -> Result<(), ConfigError> {
+        let c = &self.cache;
+        let bad = |key: &str, message: String| {
+            Err(ConfigError::Value {
+                key: format!("cache.{key}"),
+                message,
+            })
+        };
+        if Keyspace::new(&c.prefix).is_err() {
+            return bad(
+                "prefix",
+                format!(
+                    "{:?} is not 1–64 of A-Z a-z 0-9 _ - . : (not ending in `:`)",
+                    c.prefix
+                ),
+            );
+        }
+        if !(1..=60_000).contains(&c.command_timeout_ms) {
+            return bad(
+                "command_timeout_ms",
+                format!("{} is not in 1..=60000", c.command_timeout_ms),
+            );
+        }
+        if !(10..=600_000).contains(&c.reconnect_interval_ms) {
+            return bad(
+                "reconnect_interval_ms",
+                format!("{} is not in 10..=600000", c.reconnect_interval_ms),
+            );
+        }
+        if !(1..=100_000).contains(&c.scan_batch) {
+            return bad(
+                "scan_batch",
+                format!("{} is not in 1..=100000", c.scan_batch),
+            );
+        }
+        if c.memory_max_bytes == 0 {
+            return bad("memory_max_bytes", "must be more than 0".into());
+        }
+        if c.l1_max_bytes > 0 && c.l1_ttl_ms == 0 {
+            return bad("l1_ttl_ms", "must be more than 0 when the L1 is on".into());
+        }
+        if let Some(url) = &c.redis_url {
+            let options = crate::cache::redis::RedisOptions::default();
+            if let Err(err) = crate::cache::redis::RedisStore::new(url.expose(), options) {
+                return bad("redis_url", format!("{} ({err})", url.redacted()));
+            }
         }
         Ok(())
     }
@@ -480,14 +634,9 @@ fn redact(value: &mut toml::Value, key: Option<&str>) {
     });
     match value {
         toml::Value::String(s) if is_secret => *s = "[redacted]".into(),
-        // A URL with credentials in it (`redis://user:pass@host`) keeps only its host part.
-        toml::Value::String(s) if s.contains("://") && s.contains('@') => {
-            if let Some((scheme, rest)) = s.split_once("://")
-                && let Some((_, host)) = rest.rsplit_once('@')
-            {
-                *s = format!("{scheme}://[redacted]@{host}");
-            }
-        }
+        // A URL with credentials in it (`redis://user:pass@host`, `…?password=x`) keeps
+        // only its host part and its harmless query parameters.
+        toml::Value::String(s) if s.contains("://") => *s = redact_url(s),
         toml::Value::Table(table) => {
             for (k, v) in table.iter_mut() {
                 redact(v, Some(k));
@@ -500,6 +649,41 @@ fn redact(value: &mut toml::Value, key: Option<&str>) {
         }
         _ => {}
     }
+}
+
+/// Query parameters whose values are credentials (redis+unix URLs put the password there).
+const SECRET_QUERY_KEYS: [&str; 5] = ["pass", "password", "token", "secret", "key"];
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = match before_query.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://[redacted]@{host}"),
+        None => format!("{scheme}://{before_query}"),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _))
+                    if SECRET_QUERY_KEYS
+                        .iter()
+                        .any(|k| name.eq_ignore_ascii_case(k)) =>
+                {
+                    format!("{name}=[redacted]")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -571,6 +755,51 @@ mod tests {
         );
         assert!(text.contains("redis://[redacted]@h:6379"), "{text}");
     }
+
+    #[test]
+    fn cache_section_is_validated_and_its_redis_url_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[cache]\nredis_url = \"redis://:hunter2@10.0.0.5:6379/2\"\nformat = \"json\"\n",
+        );
+        let config = Config::load(Some(&path), &[]).unwrap();
+        assert_eq!(config.cache.format, CacheFormat::Json);
+        let url = config.cache.redis_url.as_ref().unwrap();
+        assert_eq!(url.expose(), "redis://:hunter2@10.0.0.5:6379/2");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let text = config.to_redacted_toml().unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("redis_url = \"redis://[redacted]@10.0.0.5:6379/2\""),
+            "{text}"
+        );
+
+        let unix = RedisUrl::new("redis+unix:///run/redis.sock?db=1&pass=hunter2");
+        assert_eq!(
+            unix.redacted(),
+            "redis+unix:///run/redis.sock?db=1&pass=[redacted]"
+        );
+
+        for (toml, key) in [
+            ("[cache]\nprefix = \"a b\"\n", "cache.prefix"),
+            (
+                "[cache]\ncommand_timeout_ms = 0\n",
+                "cache.command_timeout_ms",
+            ),
+            ("[cache]\nscan_batch = 0\n", "cache.scan_batch"),
+            (
+                "[cache]\nredis_url = \"http://x:secretpw@host\"\n",
+                "cache.redis_url",
+            ),
+            ("[cache]\ncompression = \"lz4\"\n", "compression"),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+            assert!(!err.contains("secretpw"), "{err}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -591,5 +820,10 @@ mod example_tests {
             "the example shows the defaults"
         );
         assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(
+            config.cache,
+            CacheConfig::default(),
+            "the example shows the cache defaults"
+        );
     }
 }

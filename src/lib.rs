@@ -8,12 +8,16 @@
 //!   apply rules — behind an on-disk processing cache, and `edgeship build`.
 //! - [`deploy`]: plan and execute a deploy through a provider (retries, breaker,
 //!   adaptive concurrency, resume, ordering: assets, HTML, manifest, deletes, purge).
+//! - [`cache`]: the cache layer — a [`cache::CacheStore`] trait with Redis and memory
+//!   implementations, the compressing codec, key namespacing, metrics, and the fallback to
+//!   memory while Redis is unreachable; [`cache::Cache`] is the typed handle.
 //! - [`http`]: the actix-web service behind `edgeship serve`.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod deploy;

@@ -1,11 +1,14 @@
-//! A circuit breaker per provider: after too many transient failures in a row, calls fail
+//! A circuit breaker per provider: when most recent calls failed transiently, calls fail
 //! at once with [`ProviderError::CircuitOpen`] for a cooldown, so a dead endpoint fails a
 //! deploy fast with one clear error instead of thousands of slow ones.
 //!
-//! Small enough to own rather than depend on a crate: consecutive-failure counting,
-//! open for a cooldown, then half-open (calls go through; one more failure reopens it,
-//! a success closes it). Throttling does not count: it is the provider asking us to slow
-//! down, which the adaptive concurrency of the deploy engine answers.
+//! Small enough to own rather than depend on a crate: it counts transient failures among
+//! the last `window` answers and opens at `failure_threshold` of them, stays open for a
+//! cooldown, then is half-open (calls go through; one more failure reopens it, a success
+//! closes it). A rate, not a run of consecutive failures: with many calls in flight, a
+//! provider failing 30% of calls produces runs of ten failures now and then, but never
+//! three quarters of forty. Throttling does not count: it is the provider asking us to
+//! slow down, which the adaptive concurrency of the deploy engine answers.
 
 use std::fmt;
 use std::future::Future;
@@ -26,7 +29,9 @@ use crate::provider::Provider;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerPolicy {
-    /// Transient failures in a row that open the breaker.
+    /// How many recent answers are considered.
+    pub window: u32,
+    /// Transient failures among them that open the breaker.
     pub failure_threshold: u32,
     /// How long it stays open, in milliseconds.
     pub cooldown_ms: u64,
@@ -35,7 +40,8 @@ pub struct BreakerPolicy {
 impl Default for BreakerPolicy {
     fn default() -> Self {
         Self {
-            failure_threshold: 10,
+            window: 40,
+            failure_threshold: 30,
             cooldown_ms: 30_000,
         }
     }
@@ -55,9 +61,23 @@ pub enum BreakerState {
 
 #[derive(Debug, Default)]
 struct State {
-    consecutive_failures: u32,
+    /// Recent answers, newest last: `true` for a transient failure.
+    recent: std::collections::VecDeque<bool>,
     open_until: Option<Instant>,
     last_error: String,
+}
+
+impl State {
+    fn failures(&self) -> u32 {
+        self.recent.iter().filter(|failed| **failed).count() as u32
+    }
+
+    fn record(&mut self, failed: bool, window: u32) {
+        self.recent.push_back(failed);
+        while self.recent.len() > window.max(1) as usize {
+            self.recent.pop_front();
+        }
+    }
 }
 
 /// A provider behind a circuit breaker.
@@ -101,7 +121,8 @@ impl<P: Provider> Breaker<P> {
             {
                 return Err(ProviderError::CircuitOpen {
                     provider: self.inner.to_string(),
-                    consecutive_failures: state.consecutive_failures,
+                    failures: state.failures(),
+                    window: state.recent.len() as u32,
                     last_error: state.last_error.clone(),
                     cooldown: Duration::from_millis(self.policy.cooldown_ms),
                 });
@@ -111,12 +132,12 @@ impl<P: Provider> Breaker<P> {
         let mut state = self.lock();
         match &result {
             Err(err @ ProviderError::Retryable { .. }) => {
-                state.consecutive_failures += 1;
+                state.record(true, self.policy.window);
                 state.last_error = err.to_string();
                 let half_open = state.open_until.is_some();
-                if half_open || state.consecutive_failures >= self.policy.failure_threshold {
+                if half_open || state.failures() >= self.policy.failure_threshold {
                     if !half_open {
-                        tracing::warn!(provider = %self.inner, failures = state.consecutive_failures, "circuit breaker open: {err}");
+                        tracing::warn!(provider = %self.inner, failures = state.failures(), "circuit breaker open: {err}");
                     }
                     state.open_until =
                         Some(Instant::now() + Duration::from_millis(self.policy.cooldown_ms));
@@ -129,8 +150,9 @@ impl<P: Provider> Breaker<P> {
             _ => {
                 if state.open_until.take().is_some() {
                     tracing::info!(provider = %self.inner, "circuit breaker closed");
+                    state.recent.clear();
                 }
-                state.consecutive_failures = 0;
+                state.record(false, self.policy.window);
             }
         }
         result
@@ -196,6 +218,7 @@ mod tests {
         let breaker = Breaker::new(
             failing,
             BreakerPolicy {
+                window: 4,
                 failure_threshold: 3,
                 cooldown_ms: 1_000,
             },
@@ -209,13 +232,7 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Open);
         let err = breaker.head("k").await.unwrap_err();
         assert!(
-            matches!(
-                err,
-                ProviderError::CircuitOpen {
-                    consecutive_failures: 3,
-                    ..
-                }
-            ),
+            matches!(err, ProviderError::CircuitOpen { failures: 3, .. }),
             "{err:?}"
         );
         assert_eq!(
@@ -238,6 +255,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_provider_failing_a_third_of_calls_never_opens_it() {
+        let flaky = Faulty::new(
+            MemoryProvider::default(),
+            FaultConfig {
+                error_rate: 0.33,
+                seed: 11,
+                ..Default::default()
+            },
+        );
+        let breaker = Breaker::new(flaky, BreakerPolicy::default());
+        for i in 0..20_000 {
+            let result = breaker.head(&format!("k{i}")).await;
+            assert!(
+                !matches!(result, Err(ProviderError::CircuitOpen { .. })),
+                "opened at call {i}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_success_when_half_open_closes_it_and_throttles_do_not_count() {
         let throttled = Faulty::new(
             MemoryProvider::default(),
@@ -249,6 +286,7 @@ mod tests {
         let breaker = Breaker::new(
             throttled,
             BreakerPolicy {
+                window: 2,
                 failure_threshold: 2,
                 cooldown_ms: 1_000,
             },
@@ -271,6 +309,7 @@ mod tests {
         let breaker = Breaker::new(
             flaky,
             BreakerPolicy {
+                window: 1,
                 failure_threshold: 1,
                 cooldown_ms: 1_000,
             },

@@ -69,12 +69,14 @@ pub enum ProviderError {
     },
     /// The circuit breaker is open: the provider failed too often in a row, so calls fail
     /// fast instead of piling up.
-    #[error("{provider}: unavailable: {consecutive_failures} calls in a row failed (last: {last_error}); not calling it for {} s", cooldown.as_secs())]
+    #[error("{provider}: unavailable: {failures} of the last {window} calls failed (last: {last_error}); not calling it for {} s", cooldown.as_secs())]
     CircuitOpen {
         /// The provider's display name.
         provider: String,
-        /// Failures that opened the breaker.
-        consecutive_failures: u32,
+        /// Transient failures among the recent calls.
+        failures: u32,
+        /// How many recent calls were considered.
+        window: u32,
         /// The last failure seen.
         last_error: String,
         /// How long the breaker stays open.

@@ -3,6 +3,7 @@
 //! [`serve`] takes an already-bound listener and a shutdown future, so tests run the real
 //! app on port 0 and stop it when they are done.
 
+pub mod prometheus;
 pub mod routes;
 
 use std::future::Future;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
 
+use crate::cache::Cache;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::rules::RuleSet;
 
@@ -25,22 +27,43 @@ pub struct AppState {
 struct Inner {
     origin_root: PathBuf,
     origin_rules: RuleSet,
+    cache: Cache,
 }
 
 impl AppState {
-    /// Builds the state from config: the origin serves `server.origin_site`.
+    /// Builds the state from config: the origin serves `server.origin_site`; the cache is
+    /// what `[cache]` describes (Redis with a memory fallback, or memory only). Does not
+    /// connect to Redis: the first cache call does.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        let cache = Cache::from_config(&config.cache).map_err(|err| ConfigError::Value {
+            key: "cache".into(),
+            message: err.to_string(),
+        })?;
+        Self::with_cache(config, cache)
+    }
+
+    /// Builds the state with a given cache (tests, embedding).
+    pub fn with_cache(config: &Config, cache: Cache) -> Result<Self, ConfigError> {
         let site = config.site(&config.server.origin_site)?;
         let origin_rules = RuleSet::new(&site.rules).map_err(|message| ConfigError::Value {
             key: format!("sites.{}.rules", site.name),
             message,
         })?;
+        // Install the process's metrics recorder before the first cache call records.
+        prometheus::handle();
         Ok(Self {
             inner: Arc::new(Inner {
                 origin_root: site.root,
                 origin_rules,
+                cache,
             }),
         })
+    }
+
+    /// The cache layer. Manifests, job state, deploy locks and the processing-cache
+    /// index go through it (keys from [`Cache::site`]).
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
     }
 
     /// The directory the origin serves.
@@ -57,6 +80,9 @@ impl AppState {
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::health::healthz))
+        .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/metrics", web::get().to(routes::metrics::prometheus))
+        .route("/v1/cache/stats", web::get().to(routes::cache::stats))
         .default_service(web::route().to(routes::origin::serve_file));
 }
 

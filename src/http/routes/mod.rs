@@ -1,6 +1,8 @@
 //! Route handlers, one module per concern.
 
+pub mod cache;
 pub mod health;
+pub mod metrics;
 pub mod origin;
 
 use actix_web::HttpResponse;

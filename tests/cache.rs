@@ -1,0 +1,726 @@
+//! The cache layer against the real Redis at 127.0.0.1:6379 (each test under its own key
+//! prefix) and in memory: one conformance body run against every composition, plus the
+//! Redis-specific guarantees (round trips, batched pattern deletes, TTLs, corrupt values).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::redis::{DelayProxy, SHARED_REDIS, cleanup, raw_connection, redis_config};
+use edgeship::cache::codec::CodecError;
+use edgeship::cache::{Cache, CacheError, CacheKey, Compression, Format, Health, KeyPattern};
+use edgeship::config::{CacheConfig, RedisUrl};
+use edgeship::pipeline::manifest::{Manifest, ManifestEntry};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Job {
+    id: String,
+    status: Status,
+    attempts: u32,
+    progress: f64,
+    paths: Vec<String>,
+    batches: BTreeMap<String, u64>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Status {
+    Pending,
+    Running { batch: u32 },
+    Done,
+}
+
+fn job(id: &str) -> Job {
+    Job {
+        id: id.into(),
+        status: Status::Running { batch: 3 },
+        attempts: 2,
+        progress: 0.625,
+        paths: vec!["/blog/*".into(), "/caf\u{e9} menu.html".into()],
+        batches: BTreeMap::from([("1".into(), 200), ("2".into(), 17)]),
+        error: None,
+    }
+}
+
+/// A manifest large enough to be compressed (well above the 1 KiB threshold).
+fn manifest(entries: usize) -> Manifest {
+    let mut manifest = Manifest::default();
+    for i in 0..entries {
+        let hash = blake3::hash(format!("asset {i}").as_bytes())
+            .to_hex()
+            .to_string();
+        let entry: ManifestEntry = serde_json::from_value(serde_json::json!({
+            "hash": hash,
+            "size": 1000 + i,
+            "source_size": 2000 + i,
+            "content_type": "text/javascript; charset=utf-8",
+            "cache_control": "public, max-age=31536000, immutable",
+            "variants": { "br": 300 + i, "gzip": 400 + i }
+        }))
+        .unwrap();
+        manifest
+            .assets
+            .insert(format!("assets/chunk-{i}.{}.js", &hash[..8]), entry);
+    }
+    manifest
+}
+
+/// The compositions every conformance test runs against.
+async fn compositions(test: &str) -> Vec<(&'static str, Cache)> {
+    let memory = CacheConfig {
+        prefix: common::redis::unique_prefix(test),
+        ..CacheConfig::default()
+    };
+    let redis = redis_config(SHARED_REDIS, test);
+    let json_gzip = CacheConfig {
+        format: Format::Json,
+        compression: Compression::Gzip,
+        ..redis_config(SHARED_REDIS, test)
+    };
+    let with_l1 = CacheConfig {
+        l1_max_bytes: 1 << 20,
+        ..redis_config(SHARED_REDIS, test)
+    };
+    vec![
+        ("memory", Cache::from_config(&memory).unwrap()),
+        ("redis msgpack+zstd", Cache::from_config(&redis).unwrap()),
+        ("redis json+gzip", Cache::from_config(&json_gzip).unwrap()),
+        ("redis with L1", Cache::from_config(&with_l1).unwrap()),
+    ]
+}
+
+async fn round_trip<T>(cache: &Cache, name: &str, value: T)
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Send + 'static,
+{
+    let key = cache.site("www").key(name);
+    cache.set(&key, &value, None).await.unwrap();
+    let back: Option<T> = cache.get(&key).await.unwrap();
+    assert_eq!(back.as_ref(), Some(&value), "{name} via {cache:?}");
+}
+
+#[tokio::test]
+async fn every_value_type_round_trips_in_every_composition_and_format() {
+    for (label, cache) in compositions("types").await {
+        round_trip(
+            &cache,
+            "string",
+            "caf\u{e9} \u{1f680} \"quoted\"".to_string(),
+        )
+        .await;
+        round_trip(&cache, "empty-string", String::new()).await;
+        round_trip(&cache, "u64", u64::MAX).await;
+        round_trip(&cache, "i64", i64::MIN).await;
+        round_trip(&cache, "f64", -0.1f64).await;
+        round_trip(&cache, "bool", true).await;
+        round_trip(&cache, "unit", ()).await;
+        round_trip(&cache, "bytes", (0u8..=255).collect::<Vec<u8>>()).await;
+        round_trip(&cache, "option-none", Option::<u32>::None).await;
+        round_trip(&cache, "option-some", Some("x".to_string())).await;
+        round_trip(&cache, "list", vec!["a".to_string(); 1000]).await;
+        round_trip(
+            &cache,
+            "map",
+            BTreeMap::from([("a".to_string(), 1u32), ("b".to_string(), 2)]),
+        )
+        .await;
+        round_trip(&cache, "struct", job("j1")).await;
+        round_trip(&cache, "enum", Status::Pending).await;
+        round_trip(&cache, "enum-done", Status::Done).await;
+        round_trip(&cache, "manifest", manifest(300)).await;
+
+        let stats = cache.stats();
+        assert!(
+            stats.bytes.values_compressed >= 2,
+            "{label}: the list and the manifest are above the threshold: {stats:?}"
+        );
+        assert!(
+            stats.bytes.after_compression < stats.bytes.before_compression / 2,
+            "{label}: {stats:?}"
+        );
+        cleanup(&cache).await;
+    }
+}
+
+#[tokio::test]
+async fn values_follow_the_store_contract_in_every_composition() {
+    for (label, cache) in compositions("contract").await {
+        let site = cache.site("www");
+        let key = site.key("job:1");
+
+        assert_eq!(cache.get::<Job>(&key).await.unwrap(), None, "{label}");
+        assert!(!cache.delete(&key).await.unwrap(), "{label}: missing key");
+        cache.set(&key, &job("1"), None).await.unwrap();
+        cache.set(&key, &job("2"), None).await.unwrap();
+        assert_eq!(
+            cache.get::<Job>(&key).await.unwrap().unwrap().id,
+            "2",
+            "{label}"
+        );
+        assert!(cache.delete(&key).await.unwrap(), "{label}");
+        assert_eq!(cache.get::<Job>(&key).await.unwrap(), None, "{label}");
+
+        // get_many / set_many keep order and report missing keys.
+        let keys: Vec<CacheKey> = (0..5).map(|i| site.key(&format!("m:{i}"))).collect();
+        let entries: Vec<(CacheKey, u32)> = keys[..3]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32 * 10))
+            .collect();
+        cache.set_many(&entries, None).await.unwrap();
+        assert_eq!(
+            cache.get_many::<u32>(&keys).await.unwrap(),
+            vec![Some(0), Some(10), Some(20), None, None],
+            "{label}"
+        );
+        assert_eq!(cache.get_many::<u32>(&[]).await.unwrap(), vec![], "{label}");
+
+        // set_if_absent and delete_if_equals: the lock primitives.
+        let lock = site.deploy_lock();
+        assert!(
+            cache.set_if_absent(&lock, "me", None).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !cache.set_if_absent(&lock, "you", None).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !cache.delete_if_equals(&lock, "you").await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            cache.delete_if_equals(&lock, "me").await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            cache.set_if_absent(&lock, "you", None).await.unwrap(),
+            "{label}"
+        );
+
+        // Counters, with the TTL applied on creation only.
+        let counter = site.key("count");
+        assert_eq!(
+            cache.incr_by(&counter, 5, None).await.unwrap(),
+            5,
+            "{label}"
+        );
+        assert_eq!(
+            cache.incr_by(&counter, -7, None).await.unwrap(),
+            -2,
+            "{label}"
+        );
+        let raw = cache.store().get(counter.as_str()).await.unwrap().unwrap();
+        assert_eq!(
+            &raw[..],
+            b"-2",
+            "{label}: a counter reads as its decimal text"
+        );
+        assert!(
+            matches!(
+                cache.get::<i64>(&counter).await,
+                Err(CacheError::Decode {
+                    source: CodecError::UnknownCompression { code: 5 },
+                    ..
+                })
+            ),
+            "{label}: a counter is not a codec value"
+        );
+
+        // Hash counters (analytics buckets).
+        let bucket = site.key("hits:2026-11-23T12");
+        for (field, delta) in [("/", 3), ("/app.js", 1), ("/", 2)] {
+            cache
+                .hash_incr_by(&bucket, field, delta, None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            cache.hash_get_all(&bucket).await.unwrap(),
+            BTreeMap::from([("/".into(), 5), ("/app.js".into(), 1)]),
+            "{label}"
+        );
+        assert!(
+            cache
+                .hash_get_all(&site.key("nothing"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{label}"
+        );
+
+        // Sorted sets (job queues, time indexes).
+        let queue = site.key("queue");
+        assert!(cache.sorted_add(&queue, "b", 2.0).await.unwrap(), "{label}");
+        assert!(cache.sorted_add(&queue, "a", 1.0).await.unwrap(), "{label}");
+        assert!(cache.sorted_add(&queue, "c", 2.0).await.unwrap(), "{label}");
+        assert!(
+            !cache.sorted_add(&queue, "a", 0.5).await.unwrap(),
+            "{label}: re-score"
+        );
+        assert_eq!(
+            cache
+                .sorted_range_by_score(&queue, f64::NEG_INFINITY, f64::INFINITY, 10)
+                .await
+                .unwrap(),
+            vec![("a".into(), 0.5), ("b".into(), 2.0), ("c".into(), 2.0)],
+            "{label}"
+        );
+        assert_eq!(
+            cache
+                .sorted_range_by_score(&queue, 1.0, 2.0, 1)
+                .await
+                .unwrap(),
+            vec![("b".into(), 2.0)],
+            "{label}"
+        );
+        assert!(cache.sorted_remove(&queue, "a").await.unwrap(), "{label}");
+        assert!(!cache.sorted_remove(&queue, "a").await.unwrap(), "{label}");
+
+        // Operations on a key of another kind are typed errors.
+        assert!(
+            matches!(
+                cache
+                    .hash_incr_by(&key_of_value(&cache).await, "f", 1, None)
+                    .await,
+                Err(CacheError::WrongType { .. })
+            ),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                cache.get::<u32>(&bucket).await,
+                Err(CacheError::WrongType { .. })
+            ),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                cache.incr_by(&key_of_value(&cache).await, 1, None).await,
+                Err(CacheError::WrongType { .. })
+            ),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                cache.sorted_add(&bucket, "x", 1.0).await,
+                Err(CacheError::WrongType { .. })
+            ),
+            "{label}"
+        );
+        assert_eq!(cache.health().await, Health::Ready, "{label}");
+        cleanup(&cache).await;
+    }
+}
+
+async fn key_of_value(cache: &Cache) -> CacheKey {
+    let key = cache.site("www").key("a-value");
+    cache.set(&key, "text", None).await.unwrap();
+    key
+}
+
+#[tokio::test]
+async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis() {
+    let names = [
+        "job:1",
+        "job:2",
+        "job:10",
+        "job:1:batch:1",
+        "jobs",
+        "manifest",
+        "lock:deploy",
+        "a*b",
+        "a-b",
+        "x[1]",
+    ];
+    let patterns = [
+        "job:*",
+        "job:?",
+        "job:1*",
+        "job:[12]",
+        "job:[^1]*",
+        "*",
+        "a\\*b",
+        "a?b",
+        "x\\[1]",
+        "nothing*",
+    ];
+    for glob in patterns {
+        let mut deleted_by = Vec::new();
+        for (label, cache) in compositions("patterns").await {
+            let www = cache.site("www");
+            let docs = cache.site("docs");
+            for name in names {
+                cache.set(&www.key(name), &1u8, None).await.unwrap();
+                cache.set(&docs.key(name), &1u8, None).await.unwrap();
+            }
+            let report = cache.delete_pattern(&www.pattern(glob)).await.unwrap();
+            let mut left = Vec::new();
+            for name in names {
+                if cache.get::<u8>(&www.key(name)).await.unwrap().is_some() {
+                    left.push(name);
+                }
+                assert_eq!(
+                    cache.get::<u8>(&docs.key(name)).await.unwrap(),
+                    Some(1),
+                    "{label}: {glob} must not touch another site"
+                );
+            }
+            assert_eq!(
+                report.deleted as usize,
+                names.len() - left.len(),
+                "{label} {glob}"
+            );
+            deleted_by.push((label, left));
+            cleanup(&cache).await;
+        }
+        let (first_label, first) = &deleted_by[0];
+        for (label, left) in &deleted_by[1..] {
+            assert_eq!(left, first, "{glob}: {label} vs {first_label}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn memory_values_and_counters_expire_on_tokio_time() {
+    tokio::time::pause();
+    let cache = Cache::memory();
+    let site = cache.site("www");
+    let (value, counter, bucket) = (site.key("v"), site.key("c"), site.key("h"));
+    cache
+        .set(&value, "x", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    cache
+        .incr_by(&counter, 1, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    cache
+        .hash_incr_by(&bucket, "f", 1, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(9)).await;
+    // A later increment does not push the window's expiry back.
+    cache
+        .incr_by(&counter, 1, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>(&value).await.unwrap().as_deref(),
+        Some("x")
+    );
+    assert!(
+        cache
+            .expire(&bucket, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(cache.get::<String>(&value).await.unwrap(), None);
+    assert_eq!(
+        cache.incr_by(&counter, 1, None).await.unwrap(),
+        1,
+        "a new window"
+    );
+    assert_eq!(
+        cache.hash_get_all(&bucket).await.unwrap().len(),
+        1,
+        "expiry moved"
+    );
+    assert!(
+        cache.set_if_absent(&value, "y", None).await.unwrap(),
+        "an expired key is absent"
+    );
+}
+
+#[tokio::test]
+async fn redis_values_and_counters_expire() {
+    let cache = Cache::from_config(&redis_config(SHARED_REDIS, "ttl")).unwrap();
+    let site = cache.site("www");
+    let (value, keep, counter) = (site.key("v"), site.key("keep"), site.key("c"));
+    let ttl = Some(Duration::from_millis(400));
+    cache.set(&value, "x", ttl).await.unwrap();
+    cache.set(&keep, "y", None).await.unwrap();
+    cache.incr_by(&counter, 1, ttl).await.unwrap();
+    cache
+        .incr_by(&counter, 1, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let entries = vec![(site.key("m1"), 1u8), (site.key("m2"), 2u8)];
+    cache.set_many(&entries, ttl).await.unwrap();
+    assert_eq!(
+        cache.get::<String>(&value).await.unwrap().as_deref(),
+        Some("x")
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(cache.get::<String>(&value).await.unwrap(), None);
+    assert_eq!(
+        cache.get::<String>(&keep).await.unwrap().as_deref(),
+        Some("y")
+    );
+    assert_eq!(
+        cache
+            .get_many::<u8>(&[site.key("m1"), site.key("m2")])
+            .await
+            .unwrap(),
+        vec![None, None]
+    );
+    assert_eq!(
+        cache.incr_by(&counter, 1, None).await.unwrap(),
+        1,
+        "the first increment's TTL held; the second did not extend it"
+    );
+    cleanup(&cache).await;
+}
+
+#[tokio::test]
+async fn get_many_and_set_many_of_1000_keys_take_one_round_trip() {
+    // Every reply reaches the client 250 ms after Redis sent it: N sequential round trips
+    // cost at least N × 250 ms, a pipeline costs 250 ms once.
+    let delay = Duration::from_millis(250);
+    let proxy = DelayProxy::start("127.0.0.1:6379", delay).await;
+    let config = CacheConfig {
+        command_timeout_ms: 30_000,
+        ..redis_config(&proxy.url(), "roundtrip")
+    };
+    let cache = Cache::from_config(&config).unwrap();
+    cache.store().ping().await.unwrap(); // connect (the handshake costs round trips too)
+
+    // The proxy does delay every round trip: three sequential reads take three delays.
+    let started = Instant::now();
+    for i in 0..3 {
+        cache
+            .get::<u32>(&cache.site("www").key(&format!("probe:{i}")))
+            .await
+            .unwrap();
+    }
+    assert!(started.elapsed() >= delay * 3, "{:?}", started.elapsed());
+
+    let site = cache.site("www");
+    let entries: Vec<(CacheKey, String)> = (0..1000)
+        .map(|i| (site.key(&format!("k:{i}")), format!("value {i}")))
+        .collect();
+    // A per-key implementation would take 1000 × 250 ms; give up long before that.
+    let limit = delay * 8;
+    let started = Instant::now();
+    tokio::time::timeout(limit, cache.set_many(&entries, None))
+        .await
+        .unwrap_or_else(|_| panic!("set_many of 1000 keys took more than {limit:?}"))
+        .unwrap();
+    let set_many = started.elapsed();
+
+    let keys: Vec<CacheKey> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let started = Instant::now();
+    let values = tokio::time::timeout(limit, cache.get_many::<String>(&keys))
+        .await
+        .unwrap_or_else(|_| panic!("get_many of 1000 keys took more than {limit:?}"))
+        .unwrap();
+    let get_many = started.elapsed();
+
+    assert_eq!(values.len(), 1000);
+    for (i, value) in values.iter().enumerate() {
+        assert_eq!(value.as_deref(), Some(format!("value {i}").as_str()));
+    }
+    assert!(
+        set_many < delay * 2,
+        "set_many of 1000 keys took {set_many:?}: more than one round trip of {delay:?}"
+    );
+    assert!(
+        get_many < delay * 2,
+        "get_many of 1000 keys took {get_many:?}: more than one round trip of {delay:?}"
+    );
+    drop(proxy);
+    let direct = Cache::from_config(&CacheConfig {
+        redis_url: Some(RedisUrl::new(SHARED_REDIS)),
+        ..config
+    })
+    .unwrap();
+    cleanup(&direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pattern_delete_of_50000_keys_goes_in_batches_without_blocking_other_clients() {
+    let config = CacheConfig {
+        command_timeout_ms: 10_000,
+        ..redis_config(SHARED_REDIS, "bigdelete")
+    };
+    let cache = Cache::from_config(&config).unwrap();
+    let site = cache.site("www");
+    for chunk in 0..10 {
+        let entries: Vec<(CacheKey, u32)> = (0..5000)
+            .map(|i| (site.key(&format!("asset:{chunk}:{i}")), i))
+            .collect();
+        cache.set_many(&entries, None).await.unwrap();
+    }
+    let other = cache.site("docs").key("survivor");
+    cache.set(&other, "still here", None).await.unwrap();
+
+    // Another client keeps reading while the delete runs, on its own connection and thread.
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe_key = other.as_str().to_owned();
+    let probe = std::thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            let mut conn = raw_connection(SHARED_REDIS);
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let _: Option<Vec<u8>> =
+                    redis::cmd("GET").arg(&probe_key).query(&mut conn).unwrap();
+                latencies.push(started.elapsed());
+            }
+            latencies
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let report = cache.delete_pattern(&site.all()).await.unwrap();
+    let total = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let latencies = probe.join().unwrap();
+
+    let slowest = latencies.iter().max().copied().unwrap_or_default();
+    println!(
+        "{report:?}; total {total:?}; the other client: {} calls, slowest {slowest:?}",
+        latencies.len()
+    );
+    assert_eq!(report.deleted, 50_000);
+    assert!(
+        report.batches >= 40,
+        "50,000 keys in batches of about 1,000 (SCAN's COUNT is a hint, a batch may hold a \
+         few more) take about 50: {report:?}"
+    );
+    assert!(
+        report.longest_batch * 5 < total,
+        "no single batch dominates the delete: {report:?}, total {total:?}"
+    );
+    let bound = report.longest_batch * 2 + Duration::from_millis(50);
+    assert!(
+        latencies.len() >= 10,
+        "the other client got {} answers during the delete",
+        latencies.len()
+    );
+    assert!(
+        slowest <= bound,
+        "another client waited {slowest:?}, more than a batch allows ({bound:?}); {report:?}"
+    );
+    assert_eq!(
+        cache.get::<String>(&other).await.unwrap().as_deref(),
+        Some("still here")
+    );
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(site.all().as_str())
+        .query(&mut raw_connection(SHARED_REDIS))
+        .unwrap();
+    assert!(left.is_empty(), "{} keys left", left.len());
+    cleanup(&cache).await;
+}
+
+#[tokio::test]
+async fn a_corrupted_stored_value_is_a_typed_error_naming_the_key() {
+    let cache = Cache::from_config(&redis_config(SHARED_REDIS, "corrupt")).unwrap();
+    let key = cache.site("www").manifest();
+    cache.set(&key, &manifest(100), None).await.unwrap();
+    let mut conn = raw_connection(SHARED_REDIS);
+
+    // Flip bytes inside the compressed payload, as a bad disk or a foreign writer would.
+    let mut stored: Vec<u8> = redis::cmd("GET")
+        .arg(key.as_str())
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(stored[0], 0x21, "msgpack + zstd header");
+    let middle = stored.len() / 2;
+    for byte in &mut stored[middle..middle + 16] {
+        *byte ^= 0x5a;
+    }
+    let _: () = redis::cmd("SET")
+        .arg(key.as_str())
+        .arg(&stored)
+        .query(&mut conn)
+        .unwrap();
+    match cache.get::<Manifest>(&key).await {
+        Err(CacheError::Decode { key: named, source }) => {
+            assert_eq!(named, key.as_str());
+            assert!(
+                matches!(
+                    source,
+                    CodecError::Decompress { .. } | CodecError::Deserialize { .. }
+                ),
+                "{source}"
+            );
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+
+    // A value from another writer without our header, and one from a future version.
+    for (raw, expected) in [
+        (b"{\"assets\":{}}".to_vec(), "header version 3"),
+        (vec![0x41, 0x90], "header version 2"),
+        (Vec::new(), "empty"),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(key.as_str())
+            .arg(&raw)
+            .query(&mut conn)
+            .unwrap();
+        let err = cache.get::<Manifest>(&key).await.unwrap_err();
+        assert!(matches!(err, CacheError::Decode { .. }), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    assert_eq!(cache.stats().decode_errors, 4);
+    cleanup(&cache).await;
+}
+
+#[tokio::test]
+async fn unique_prefixes_isolate_caches_that_share_one_redis() {
+    let a = Cache::from_config(&redis_config(SHARED_REDIS, "iso")).unwrap();
+    let b = Cache::from_config(&redis_config(SHARED_REDIS, "iso")).unwrap();
+    let key_a = a.site("www").manifest();
+    let key_b = b.site("www").manifest();
+    assert_ne!(key_a, key_b);
+    a.set(&key_a, "a", None).await.unwrap();
+    b.set(&key_b, "b", None).await.unwrap();
+    a.delete_pattern(&a.keys().all()).await.unwrap();
+    assert_eq!(b.get::<String>(&key_b).await.unwrap().as_deref(), Some("b"));
+    let report = b
+        .delete_pattern(&KeyPattern::raw(format!("{}:*", b.keys().prefix())))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+}
+
+#[tokio::test]
+async fn redis_unreachable_from_the_start_serves_from_memory_and_reports_degraded() {
+    let port = common::redis::free_port(); // nothing listens there
+    let config = CacheConfig {
+        command_timeout_ms: 300,
+        reconnect_interval_ms: 100,
+        ..redis_config(&format!("redis://127.0.0.1:{port}"), "down")
+    };
+    let cache = Cache::from_config(&config).unwrap();
+    let key = cache.site("www").manifest();
+    for i in 0..20u32 {
+        let started = Instant::now();
+        cache.set(&key, &i, None).await.unwrap();
+        assert_eq!(cache.get::<u32>(&key).await.unwrap(), Some(i));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    match cache.health().await {
+        Health::Degraded { reason, .. } => {
+            assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}")
+        }
+        Health::Ready => panic!("nothing listens on {port}"),
+    }
+    let stats = cache.stats();
+    assert!(stats.degraded);
+    assert_eq!(
+        stats.outages, 1,
+        "one outage, however many calls: {stats:?}"
+    );
+    assert_eq!(stats.fallbacks, 40);
+    assert_eq!(stats.errors, 0, "no call failed: {stats:?}");
+}
