@@ -502,3 +502,41 @@ fn the_cli_deploys_through_configured_faults_and_reports_the_retries() {
         common::stdout(&dry)
     );
 }
+
+#[tokio::test]
+async fn with_redis_configured_the_deploy_lock_lives_in_redis_and_is_released() {
+    let mut env = Env::new();
+    env.config.cache.redis_url = Some(edgeship::config::RedisUrl::new("redis://127.0.0.1:6379"));
+    env.config.cache.prefix = format!("edgeship-test-lock-{}", std::process::id());
+    let cache = edgeship::cache::Cache::from_config(&env.config.cache).unwrap();
+    let key = cache.site("default").deploy_lock();
+    let site = generated_site(env.dir.path(), 3);
+    let memory = Arc::new(MemoryProvider::default());
+
+    let held = edgeship::cache::CacheLock::acquire(
+        &cache,
+        key.clone(),
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let err = env
+        .deploy(memory.clone(), &env.options(&site))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("held in Redis"), "{err}");
+    assert!(memory.keys().is_empty(), "a refused deploy changes nothing");
+    held.release().await.unwrap();
+
+    env.deploy(memory.clone(), &env.options(&site))
+        .await
+        .unwrap();
+    let again =
+        edgeship::cache::CacheLock::acquire(&cache, key, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+    assert!(again.is_some(), "the deploy released its lock");
+    again.unwrap().release().await.unwrap();
+}

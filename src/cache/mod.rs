@@ -29,11 +29,12 @@
 //! `AppState` builds one [`Cache`] from `[cache]` and hands it to every handler
 //! (`state.cache()`); `/readyz`, `/metrics` and `/v1/cache/stats` read it. Key names for
 //! the users still to come are fixed in [`keys::SiteKeys`] (`manifest`, `lock:deploy`,
-//! `job:{id}`) and [`CacheLock`] is the per-site deploy lock. Not wired yet, because those
-//! parts do not exist yet: the deploy engine (remote manifest cache, deploy lock, deploy
-//! job state), the purge engine (job state), analytics (hash counters per site and hour)
-//! and the processing-cache index of the service (the CLI's pipeline keeps its on-disk
-//! cache, which needs no Redis).
+//! `job:{id}`). [`CacheLock`] is the per-site deploy lock: the deploy engine takes it in
+//! Redis when `redis_url` is set (so deploys from several machines exclude each other) and
+//! a lock file otherwise. Still to wire as those parts arrive: deploy and purge job state
+//! (the HTTP API), analytics counters, a cached copy of remote manifests, and the
+//! processing-cache index of the service (the CLI's pipeline keeps its on-disk cache and
+//! stat index, which need no Redis).
 
 pub mod codec;
 pub mod fallback;

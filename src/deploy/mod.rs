@@ -226,23 +226,31 @@ impl Deployer {
         })
     }
 
-    /// Runs a deploy.
+    /// Runs a deploy: takes the site's lock, deploys, releases the lock (also when the
+    /// deploy fails).
     pub async fn run(
         &self,
         options: &DeployOptions,
         progress: Arc<dyn DeployProgress>,
     ) -> Result<DeployReport, DeployError> {
-        let started = Instant::now();
-        let _lock = if options.dry_run {
+        let lock = if options.dry_run {
             None
         } else {
-            let ttl = Duration::from_secs(self.config.deploy.lock_ttl_secs);
-            Some(SiteLock::acquire(
-                &self.config.data_dir.join("locks"),
-                &self.site.name,
-                ttl,
-            )?)
+            Some(self.lock().await?)
         };
+        let result = self.run_locked(options, progress).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result
+    }
+
+    async fn run_locked(
+        &self,
+        options: &DeployOptions,
+        progress: Arc<dyn DeployProgress>,
+    ) -> Result<DeployReport, DeployError> {
+        let started = Instant::now();
         let (provider, retries, throttles) = wrap(Arc::clone(&self.raw), &self.config.deploy);
 
         // 1. Process (CPU work on the pipeline's pool, off the async runtime).
@@ -494,6 +502,36 @@ impl Deployer {
         Ok(result)
     }
 
+    /// Takes the site's deploy lock: in Redis when the cache layer has one (so deploys from
+    /// several machines exclude each other), else a lock file under the data directory.
+    async fn lock(&self) -> Result<DeployLock, DeployError> {
+        let ttl = Duration::from_secs(self.config.deploy.lock_ttl_secs);
+        if self.config.cache.redis_url.is_some() {
+            let cache = crate::cache::Cache::from_config(&self.config.cache).map_err(|e| {
+                DeployError::Refused(format!(
+                    "cannot use the cache layer for the deploy lock: {e}"
+                ))
+            })?;
+            let key = cache.site(&self.site.name).deploy_lock();
+            return match crate::cache::CacheLock::acquire(&cache, key, ttl).await {
+                Ok(Some(lock)) => Ok(DeployLock::Cache(lock)),
+                Ok(None) => Err(DeployError::Refused(format!(
+                    "another deploy of site `{}` is running (its lock is held in Redis; it expires within {} s)",
+                    self.site.name,
+                    ttl.as_secs()
+                ))),
+                Err(e) => Err(DeployError::Refused(format!(
+                    "cannot take the deploy lock: {e}"
+                ))),
+            };
+        }
+        Ok(DeployLock::File(SiteLock::acquire(
+            &self.config.data_dir.join("locks"),
+            &self.site.name,
+            ttl,
+        )?))
+    }
+
     /// The site's manifest (if any) and whether an interrupted deploy left its marker.
     async fn remote_state(
         &self,
@@ -653,6 +691,26 @@ impl Deployer {
                 .await?;
         }
         Ok(urls)
+    }
+}
+
+/// A held deploy lock of either kind.
+#[derive(Debug)]
+enum DeployLock {
+    File(SiteLock),
+    Cache(crate::cache::CacheLock),
+}
+
+impl DeployLock {
+    async fn release(self) {
+        match self {
+            Self::File(lock) => drop(lock),
+            Self::Cache(lock) => {
+                if let Err(err) = lock.release().await {
+                    tracing::warn!(error = %err, "could not release the deploy lock; it expires by itself");
+                }
+            }
+        }
     }
 }
 
