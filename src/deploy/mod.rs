@@ -267,6 +267,30 @@ impl Deployer {
             files = assets.len(),
             "processed and remote manifest read"
         );
+        if let Some(remote) = &remote
+            && !interrupted
+            && assets.len() == remote.assets.len()
+            && assets
+                .iter()
+                .all(|a| remote.assets.get(&a.path) == Some(&a.manifest_entry()))
+        {
+            // The site's manifest already describes exactly the local tree, and it never
+            // names an object that is not stored: nothing to upload, delete or purge.
+            let objects: usize = assets.iter().map(|a| 1 + a.variants.len()).sum();
+            return Ok(DeployReport {
+                site: self.site.name.clone(),
+                provider: self.raw.to_string(),
+                dry_run: options.dry_run,
+                build: build_report,
+                plan: PlanSummary {
+                    unchanged: objects,
+                    ..PlanSummary::default()
+                },
+                final_concurrency: options.concurrency,
+                duration_ms: started.elapsed().as_millis() as u64,
+                ..DeployReport::default()
+            });
+        }
         let desired = plan::desired_objects(&assets);
         let limit = Arc::new(AdaptiveLimit::new(
             options.concurrency,
