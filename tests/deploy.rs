@@ -540,3 +540,35 @@ async fn with_redis_configured_the_deploy_lock_lives_in_redis_and_is_released() 
     assert!(again.is_some(), "the deploy released its lock");
     again.unwrap().release().await.unwrap();
 }
+
+#[tokio::test]
+async fn objects_whose_retries_run_out_are_uploaded_again_in_a_later_round() {
+    let mut env = Env::new();
+    // No retries within a round: every injected failure exhausts that object's attempts.
+    env.config.deploy.retry = RetryPolicy {
+        attempts: 1,
+        base_delay_ms: 1,
+        max_delay_ms: 2,
+        call_timeout_ms: 10_000,
+    };
+    let site = generated_site(env.dir.path(), 60);
+    let memory = Arc::new(MemoryProvider::default());
+    let faults = FaultConfig {
+        fail_first: 8,
+        only: vec!["put".into()],
+        key_prefix: Some("d0".into()),
+        ..Default::default()
+    };
+    let faulty = Arc::new(Faulty::new(Arc::clone(&memory), faults));
+    let report = env
+        .deploy(faulty.clone(), &env.options(&site))
+        .await
+        .unwrap();
+    assert_eq!(
+        faulty.injected(),
+        8,
+        "eight uploads failed in the first round"
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_remote_equals_local(&memory, &env.config, &site);
+}

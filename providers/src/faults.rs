@@ -32,6 +32,14 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// After this many calls, every call fails (retryable). `None`: never.
     pub fail_after: Option<u64>,
+    /// The first this many calls fail (retryable), then calls go through (an outage that
+    /// ends).
+    pub fail_first: u64,
+    /// Operations faults apply to (`put`, `head`, `get`, `list`, `delete`, `purge`,
+    /// `purge_status`); empty means all.
+    pub only: Vec<String>,
+    /// Faults apply only to keys starting with this (e.g. one directory of a site).
+    pub key_prefix: Option<String>,
     /// Every call hangs forever (the caller's timeout must end it).
     pub hang: bool,
     /// Seed of the random generator.
@@ -46,6 +54,9 @@ impl Default for FaultConfig {
             retry_after_ms: 50,
             latency_ms: 0,
             fail_after: None,
+            fail_first: 0,
+            only: Vec::new(),
+            key_prefix: None,
             hang: false,
             seed: 1,
         }
@@ -65,6 +76,25 @@ impl FaultConfig {
         }
         if self.error_rate + self.throttle_rate > 1.0 {
             return Err("error_rate + throttle_rate is more than 1.0".into());
+        }
+        const OPERATIONS: [&str; 7] = [
+            "put",
+            "head",
+            "get",
+            "list",
+            "delete",
+            "purge",
+            "purge_status",
+        ];
+        if let Some(op) = self
+            .only
+            .iter()
+            .find(|op| !OPERATIONS.contains(&op.as_str()))
+        {
+            return Err(format!(
+                "only: unknown operation `{op}` (known: {})",
+                OPERATIONS.join(", ")
+            ));
         }
         Ok(())
     }
@@ -112,8 +142,15 @@ impl<P: Provider> Faulty<P> {
     }
 
     /// Decides the fate of one call: `Err` to fail it, `Ok` to let it through.
-    async fn gate(&self, operation: &str) -> Result<()> {
-        if !self.enabled.load(Ordering::Relaxed) {
+    async fn gate(&self, operation: &str, key: &str) -> Result<()> {
+        if !self.enabled.load(Ordering::Relaxed)
+            || (!self.config.only.is_empty() && !self.config.only.iter().any(|op| op == operation))
+            || self
+                .config
+                .key_prefix
+                .as_ref()
+                .is_some_and(|prefix| !key.starts_with(prefix.as_str()))
+        {
             return Ok(());
         }
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
@@ -131,6 +168,12 @@ impl<P: Provider> Faulty<P> {
                 message,
             })
         };
+        if n <= self.config.fail_first {
+            return fail(format!(
+                "injected failure of {operation} (call {n} of the first {})",
+                self.config.fail_first
+            ));
+        }
         if self.config.fail_after.is_some_and(|limit| n > limit) {
             return fail(format!(
                 "injected failure of {operation} (call {n} is past fail_after)"
@@ -164,37 +207,41 @@ impl<P: Provider> Provider for Faulty<P> {
     }
 
     async fn put(&self, request: PutRequest) -> Result<ObjectMeta> {
-        self.gate("put").await?;
+        self.gate("put", &request.key).await?;
         self.inner.put(request).await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        self.gate("head").await?;
+        self.gate("head", key).await?;
         self.inner.head(key).await
     }
 
     async fn get(&self, key: &str) -> Result<(ObjectMeta, Bytes)> {
-        self.gate("get").await?;
+        self.gate("get", key).await?;
         self.inner.get(key).await
     }
 
     async fn list_page(&self, prefix: &str, cursor: Option<String>) -> Result<ListPage> {
-        self.gate("list").await?;
+        self.gate("list", prefix).await?;
         self.inner.list_page(prefix, cursor).await
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.gate("delete").await?;
+        self.gate(
+            "delete",
+            keys.first().map(String::as_str).unwrap_or_default(),
+        )
+        .await?;
         self.inner.delete_many(keys).await
     }
 
     async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
-        self.gate("purge").await?;
+        self.gate("purge", "").await?;
         self.inner.purge(request).await
     }
 
     async fn purge_status(&self, id: &str) -> Result<PurgeStatus> {
-        self.gate("purge_status").await?;
+        self.gate("purge_status", id).await?;
         self.inner.purge_status(id).await
     }
 }

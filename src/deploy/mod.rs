@@ -610,7 +610,58 @@ impl Deployer {
         Ok(stored)
     }
 
+    /// Uploads a phase. Objects whose calls kept failing transiently (retries exhausted)
+    /// get up to [`UPLOAD_ROUNDS`] rounds in all, so a provider failing a large share of
+    /// calls still ends with every object stored; a fatal error stops at once.
     async fn upload_phase(
+        &self,
+        provider: &SharedProvider,
+        limit: &Arc<AdaptiveLimit>,
+        throttles: &Arc<AtomicU64>,
+        abort: &Arc<AtomicBool>,
+        mut uploads: Vec<Upload>,
+        progress: Arc<dyn DeployProgress>,
+    ) -> PhaseOutcome {
+        let mut total = PhaseOutcome::default();
+        for round in 1..=UPLOAD_ROUNDS {
+            let outcome = self
+                .upload_round(
+                    provider,
+                    limit,
+                    throttles,
+                    abort,
+                    uploads,
+                    Arc::clone(&progress),
+                )
+                .await;
+            total.ok.extend(outcome.ok);
+            total.bytes += outcome.bytes;
+            total.failures.extend(outcome.failures);
+            if let Some(fatal) = outcome.fatal {
+                total.fatal = Some(fatal);
+            }
+            if outcome.retry_later.is_empty() || total.fatal.is_some() || round == UPLOAD_ROUNDS {
+                total
+                    .failures
+                    .extend(outcome.retry_later.into_iter().map(|(_, failure)| failure));
+                break;
+            }
+            tracing::info!(
+                objects = outcome.retry_later.len(),
+                round,
+                "uploading again what failed transiently"
+            );
+            uploads = outcome
+                .retry_later
+                .into_iter()
+                .map(|(upload, _)| upload)
+                .collect();
+        }
+        total.ok.sort();
+        total
+    }
+
+    async fn upload_round(
         &self,
         provider: &SharedProvider,
         limit: &Arc<AdaptiveLimit>,
@@ -664,6 +715,13 @@ impl Deployer {
                         message: "not uploaded: the deploy stopped".into(),
                     });
                 }
+                Ok((upload, Some(Err(err @ ProviderError::RetriesExhausted { .. })))) => {
+                    let failure = FileMessage {
+                        path: upload.object.key.clone(),
+                        message: err.to_string(),
+                    };
+                    outcome.retry_later.push((upload, failure));
+                }
                 Ok((upload, Some(Err(err)))) => {
                     outcome.failures.push(FileMessage {
                         path: upload.object.key,
@@ -684,7 +742,6 @@ impl Deployer {
                 }
             }
         }
-        outcome.ok.sort();
         outcome
     }
 
@@ -738,11 +795,16 @@ impl DeployLock {
     }
 }
 
+/// Rounds of uploading what failed transiently, the first included.
+pub const UPLOAD_ROUNDS: u32 = 3;
+
 #[derive(Debug, Default)]
 struct PhaseOutcome {
     ok: Vec<String>,
     bytes: u64,
     failures: Vec<FileMessage>,
+    /// Uploads whose retries ran out on transient errors, with their failure.
+    retry_later: Vec<(Upload, FileMessage)>,
     fatal: Option<ProviderError>,
 }
 
