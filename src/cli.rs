@@ -280,9 +280,7 @@ fn run_build(config: &Config, args: &BuildArgs) -> anyhow::Result<u8> {
     } else {
         print_build_summary(&report, &args.out);
     }
-    for warning in &report.warnings {
-        eprintln!("warning: {}: {}", warning.path, warning.message);
-    }
+    print_warnings(&report.warnings, args.json);
     for failure in &report.failures {
         eprintln!("error: {}", failure.message);
     }
@@ -322,6 +320,26 @@ impl build::Progress for BarProgress {
 
     fn file_done(&self, _bytes: u64) {
         self.bar.inc(1);
+    }
+}
+
+/// Warnings shown on the terminal before the rest are summarised; `--json` has them all.
+const MAX_WARNINGS_SHOWN: usize = 20;
+
+fn print_warnings(warnings: &[crate::pipeline::build::FileMessage], json: bool) {
+    let shown = if json {
+        warnings.len()
+    } else {
+        MAX_WARNINGS_SHOWN
+    };
+    for warning in warnings.iter().take(shown) {
+        eprintln!("warning: {}: {}", warning.path, warning.message);
+    }
+    if warnings.len() > shown {
+        eprintln!(
+            "warning: … and {} more warnings (--json lists them all)",
+            warnings.len() - shown
+        );
     }
 }
 
@@ -408,9 +426,7 @@ fn run_deploy(config: &Config, args: &DeployArgs) -> anyhow::Result<u8> {
     } else {
         print_deploy_summary(&report);
     }
-    for warning in &report.build.warnings {
-        eprintln!("warning: {}: {}", warning.path, warning.message);
-    }
+    print_warnings(&report.build.warnings, args.json);
     for failure in report.build.failures.iter().chain(&report.failures) {
         eprintln!("error: {}: {}", failure.path, failure.message);
     }

@@ -165,11 +165,12 @@ async fn a_deploy_through_30_percent_errors_and_10_percent_throttles_ends_comple
             "{:?}",
             &report.failures[..report.failures.len().min(5)]
         );
+        // Every retry answers an injected fault; only a fault on an object's last attempt of
+        // a round is answered by the next round instead of a retry.
+        let (retries, injected) = (report.retries, faulty.injected());
         assert!(
-            report.retries > 0 && report.retries >= faulty.injected(),
-            "retries {} injected {}",
-            report.retries,
-            faulty.injected()
+            retries > 0 && retries <= injected && retries * 100 >= injected * 95,
+            "retries {retries}, injected {injected}"
         );
         assert!(report.throttles > 0);
         assert_remote_equals_local(&memory, &env.config, &input);
