@@ -351,13 +351,7 @@ impl CacheStore for RedisStore {
     async fn incr_by(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
         let mut pipe = ::redis::pipe();
         pipe.atomic().cmd("INCRBY").arg(key).arg(delta);
-        if let Some(ttl) = ttl {
-            pipe.cmd("PEXPIRE")
-                .arg(key)
-                .arg(ttl_millis(ttl))
-                .arg("NX")
-                .ignore();
-        }
+        expire_if_new(&mut pipe, key, ttl);
         let (value,): (i64,) = self.query_pipeline("incr_by", key, &pipe).await?;
         Ok(value)
     }
@@ -371,13 +365,7 @@ impl CacheStore for RedisStore {
     ) -> Result<i64> {
         let mut pipe = ::redis::pipe();
         pipe.atomic().cmd("HINCRBY").arg(key).arg(field).arg(delta);
-        if let Some(ttl) = ttl {
-            pipe.cmd("PEXPIRE")
-                .arg(key)
-                .arg(ttl_millis(ttl))
-                .arg("NX")
-                .ignore();
-        }
+        expire_if_new(&mut pipe, key, ttl);
         let (value,): (i64,) = self.query_pipeline("hash_incr_by", key, &pipe).await?;
         Ok(value)
     }
@@ -440,5 +428,17 @@ impl CacheStore for RedisStore {
     async fn ping(&self) -> Result<()> {
         let _: String = self.query("ping", "", &::redis::cmd("PING")).await?;
         Ok(())
+    }
+}
+
+/// Adds `PEXPIRE key ttl NX` to a pipeline: a counter gets its TTL when it is created,
+/// and later increments do not extend it.
+fn expire_if_new(pipe: &mut ::redis::Pipeline, key: &str, ttl: Option<Duration>) {
+    if let Some(ttl) = ttl {
+        pipe.cmd("PEXPIRE")
+            .arg(key)
+            .arg(ttl_millis(ttl))
+            .arg("NX")
+            .ignore();
     }
 }
