@@ -434,12 +434,12 @@ impl Deployer {
         // new entry; the others keep their old one (their old objects are still there);
         // stale files stay listed until they are deleted.
         let mut manifest = Manifest::default();
+        let failed: BTreeSet<&str> = report.failures.iter().map(|f| f.path.as_str()).collect();
         for asset in &assets {
             let entry = asset.manifest_entry();
             let keys = plan::entry_keys(&asset.path, &entry);
-            let all_stored = keys
-                .iter()
-                .all(|k| succeeded.contains(k) || !report.failures.iter().any(|f| &f.path == k));
+            // Objects not uploaded were unchanged (already stored) unless they failed.
+            let all_stored = keys.iter().all(|k| !failed.contains(k.as_str()));
             if all_stored {
                 manifest.assets.insert(asset.path.clone(), entry);
             } else if let Some(old) = remote.assets.get(&asset.path) {
