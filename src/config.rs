@@ -821,6 +821,17 @@ mod example_tests {
         );
         assert_eq!(config.server, ServerConfig::default());
         assert_eq!(
+            config.deploy,
+            DeployConfig::default(),
+            "the example shows the deploy defaults"
+        );
+        assert_eq!(config.log, LogConfig::default());
+        assert_eq!(
+            config.cache,
+            CacheConfig::default(),
+            "the example shows the cache defaults"
+        );
+        assert_eq!(
             config.cache,
             CacheConfig::default(),
             "the example shows the cache defaults"
