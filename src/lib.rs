@@ -11,6 +11,7 @@
 //! - [`cache`]: the cache layer — a [`cache::CacheStore`] trait with Redis and memory
 //!   implementations, the compressing codec, key namespacing, metrics, and the fallback to
 //!   memory while Redis is unreachable; [`cache::Cache`] is the typed handle.
+//! - [`purge`]: purge patterns (paths, prefixes, globs, tags) expanded against a manifest.
 //! - [`http`]: the actix-web service behind `edgeship serve`.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
@@ -23,3 +24,4 @@ pub mod config;
 pub mod deploy;
 pub mod http;
 pub mod pipeline;
+pub mod purge;
