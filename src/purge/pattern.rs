@@ -163,10 +163,8 @@ fn check_brackets(input: &str) -> Result<(), (usize, String)> {
             ']' if open_class.is_some() => open_class = None,
             ']' => return Err((position, "`]` without a matching `[`".into())),
             '{' if open_class.is_none() => open_alternates.push(position),
-            '}' if open_class.is_none() => {
-                if open_alternates.pop().is_none() {
-                    return Err((position, "`}` without a matching `{`".into()));
-                }
+            '}' if open_class.is_none() && open_alternates.pop().is_none() => {
+                return Err((position, "`}` without a matching `{`".into()));
             }
             _ => {}
         }
