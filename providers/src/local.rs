@@ -198,7 +198,7 @@ impl Provider for LocalProvider {
             Ok(keys)
         })
         .await
-        .map_err(|e| self.io(prefix_str(&cursor), std::io::Error::other(e)))?
+        .map_err(|e| self.io("", std::io::Error::other(e)))?
         .map_err(|e| self.io("", e))?;
         let start = match &cursor {
             Some(after) => keys.partition_point(|k| k <= after),
@@ -246,10 +246,6 @@ impl Provider for LocalProvider {
     async fn purge_status(&self, _id: &str) -> Result<PurgeStatus> {
         Ok(PurgeStatus::Done)
     }
-}
-
-fn prefix_str(cursor: &Option<String>) -> &str {
-    cursor.as_deref().unwrap_or("")
 }
 
 /// Collects object keys under `dir` that start with `prefix`, skipping the metadata

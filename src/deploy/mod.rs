@@ -251,7 +251,12 @@ impl Deployer {
         progress: Arc<dyn DeployProgress>,
     ) -> Result<DeployReport, DeployError> {
         let started = Instant::now();
-        let (provider, retries, throttles) = wrap(Arc::clone(&self.raw), &self.config.deploy);
+        let deploy = &self.config.deploy;
+        let (provider, retries, throttles) = edgeship_providers::wrap(
+            Arc::clone(&self.raw),
+            deploy.retry.clone(),
+            deploy.breaker.clone(),
+        );
 
         // 1. Process (CPU work on the pipeline's pool, off the async runtime).
         // 1 and 2 at once: local processing and reading what the site has are independent.
@@ -806,14 +811,6 @@ struct PhaseOutcome {
     /// Uploads whose retries ran out on transient errors, with their failure.
     retry_later: Vec<(Upload, FileMessage)>,
     fatal: Option<ProviderError>,
-}
-
-/// The standard provider stack for deploys, with its retry and throttle counters.
-fn wrap(
-    provider: SharedProvider,
-    config: &crate::config::DeployConfig,
-) -> (SharedProvider, Arc<AtomicU64>, Arc<AtomicU64>) {
-    edgeship_providers::wrap(provider, config.retry.clone(), config.breaker.clone())
 }
 
 fn unix_now() -> u64 {

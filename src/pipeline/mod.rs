@@ -226,11 +226,7 @@ impl Pipeline {
             }),
             Err(payload) => Err(ProcessError::Panic {
                 path: file.path.clone(),
-                message: payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into()),
+                message: minify::panic_message(payload.as_ref()),
             }),
         }
     }

@@ -182,15 +182,20 @@ fn catch_panic<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     IN_GUARD.with(|g| g.set(false));
     match result {
         Ok(result) => result,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(format!("minifier panicked: {message}"))
-        }
+        Err(payload) => Err(format!(
+            "minifier panicked: {}",
+            panic_message(payload.as_ref())
+        )),
     }
+}
+
+/// The message of a caught panic (`panic!` payloads are `&str` or `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]
