@@ -232,6 +232,8 @@ impl Provider for LocalProvider {
     }
 
     async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
+        self.capabilities()
+            .validate_purge(&self.to_string(), request)?;
         let mut purges = self
             .purges
             .lock()

@@ -35,6 +35,8 @@ pub enum Call {
 struct State {
     objects: BTreeMap<String, (ObjectMeta, Bytes)>,
     calls: Vec<Call>,
+    /// Purges by caller reference, for CloudFront-style idempotency.
+    references: BTreeMap<String, (PurgeRequest, String)>,
 }
 
 /// An in-memory provider.
@@ -42,6 +44,7 @@ struct State {
 pub struct MemoryProvider {
     name: String,
     page_size: usize,
+    capabilities: Option<Capabilities>,
     // A std Mutex is fine: it is never held across an await and critical sections are
     // map operations.
     state: Mutex<State>,
@@ -59,6 +62,7 @@ impl MemoryProvider {
         Self {
             name: name.to_string(),
             page_size: 1000,
+            capabilities: None,
             state: Mutex::new(State::default()),
         }
     }
@@ -66,6 +70,14 @@ impl MemoryProvider {
     /// Sets the listing page size.
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Declares (and enforces) other capabilities, e.g. [`Capabilities::cloudfront`],
+    /// so tests of purge planning run against a CDN's real limits. The listing page size
+    /// stays as set by [`Self::with_page_size`].
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = Some(capabilities);
         self
     }
 
@@ -114,12 +126,15 @@ impl fmt::Display for MemoryProvider {
 #[async_trait]
 impl Provider for MemoryProvider {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
+        let declared = self.capabilities.clone().unwrap_or(Capabilities {
             purge_tags: true,
             purge_prefixes: true,
-            list_page_size: self.page_size,
             purge_is_noop: true,
             ..Capabilities::default()
+        });
+        Capabilities {
+            list_page_size: self.page_size,
+            ..declared
         }
     }
 
@@ -194,10 +209,35 @@ impl Provider for MemoryProvider {
         Ok(())
     }
 
+    /// Enforces the declared limits, and CloudFront's caller-reference rule: the same
+    /// reference with the same request returns the first purge (and records no call);
+    /// with a different request it is rejected.
     async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
+        self.capabilities().validate_purge(&self.name, request)?;
         let mut state = self.state();
+        if let Some(reference) = &request.reference
+            && let Some((first, id)) = state.references.get(reference)
+        {
+            if first == request {
+                return Ok(PurgeReceipt {
+                    id: id.clone(),
+                    status: PurgeStatus::Done,
+                });
+            }
+            return Err(ProviderError::Invalid {
+                provider: self.name.clone(),
+                message: format!(
+                    "purge reference `{reference}` was already used for a different request"
+                ),
+            });
+        }
         state.calls.push(Call::Purge(request.clone()));
         let id = format!("memory-purge-{}", state.calls.len());
+        if let Some(reference) = &request.reference {
+            state
+                .references
+                .insert(reference.clone(), (request.clone(), id.clone()));
+        }
         Ok(PurgeReceipt {
             id,
             status: PurgeStatus::Done,

@@ -139,6 +139,11 @@ pub struct PurgeRequest {
     /// Everything.
     #[serde(default)]
     pub everything: bool,
+    /// The caller's reference for this exact request (purge job id + batch number): a
+    /// retried call with the same reference must not start a second purge on providers
+    /// that support idempotent requests (CloudFront's `CallerReference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl PurgeRequest {
