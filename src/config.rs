@@ -81,6 +81,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// The deploy engine (concurrency, retries, deletes, locks).
     pub deploy: DeployConfig,
+    /// The purge engine (reduction budget, confirmation threshold, waiting).
+    pub purge: PurgeConfig,
     /// The cache layer (Redis or memory).
     pub cache: CacheConfig,
     /// Named deploy targets. Empty means one site, `default`, on the local provider.
@@ -102,6 +104,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             pipeline: PipelineConfig::default(),
             deploy: DeployConfig::default(),
+            purge: PurgeConfig::default(),
             cache: CacheConfig::default(),
             sites: BTreeMap::new(),
         }
@@ -381,6 +384,34 @@ impl Default for DeployConfig {
     }
 }
 
+/// Settings of the purge engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PurgeConfig {
+    /// A purge matching more than this share of a site's paths needs `--confirm`
+    /// (0.0–1.0). Purging everything always does.
+    pub confirm_share: f64,
+    /// Directory wildcards may purge at most this share of a site's unchanged paths in
+    /// passing, to save provider calls and billed paths (0.0–1.0; 0 keeps purges exact).
+    pub max_collateral_share: f64,
+    /// How often in-progress purges are polled, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// The longest a purge waits for in-flight room or, with `--wait`, for completion,
+    /// in seconds.
+    pub wait_timeout_secs: u64,
+}
+
+impl Default for PurgeConfig {
+    fn default() -> Self {
+        Self {
+            confirm_share: 0.5,
+            max_collateral_share: 0.1,
+            poll_interval_ms: 2000,
+            wait_timeout_secs: 900,
+        }
+    }
+}
+
 /// Provider kinds this build supports.
 pub const PROVIDERS: [&str; 2] = ["local", "memory"];
 
@@ -443,6 +474,17 @@ impl Config {
                 "pipeline.gzip_level",
                 format!("{} is not in 1..=9", p.gzip_level),
             );
+        }
+        for (key, share) in [
+            ("purge.confirm_share", self.purge.confirm_share),
+            (
+                "purge.max_collateral_share",
+                self.purge.max_collateral_share,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return bad(key, format!("{share} is not a share between 0.0 and 1.0"));
+            }
         }
         if p.brotli_quality > 11 {
             return bad(

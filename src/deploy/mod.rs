@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use edgeship_providers::faults::Faulty;
 use edgeship_providers::local::LocalProvider;
 use edgeship_providers::memory::MemoryProvider;
-use edgeship_providers::{ProviderError, ProviderExt, PurgeRequest, PutRequest, SharedProvider};
+use edgeship_providers::{ProviderError, ProviderExt, PutRequest, SharedProvider};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, ResolvedSite};
@@ -36,6 +36,7 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::build::{self, BuildError, BuildReport, FileMessage, NoProgress};
 use crate::pipeline::manifest::Manifest;
 use crate::pipeline::rules::RuleSet;
+use crate::purge::job::{BatchStatus, JobStore, PurgeJob};
 use adaptive::AdaptiveLimit;
 use lock::{LockError, SiteLock};
 use plan::{Plan, Upload};
@@ -158,8 +159,10 @@ pub struct DeployReport {
     pub uploaded_bytes: u64,
     /// Objects deleted.
     pub deleted: u64,
-    /// Paths purged from the CDN.
+    /// Items purged from the CDN (wildcards first, then paths).
     pub purged_paths: Vec<String>,
+    /// The purge job, when there was something to purge.
+    pub purge_job: Option<String>,
     /// Retries of provider calls.
     pub retries: u64,
     /// Provider calls that were throttled.
@@ -482,7 +485,36 @@ impl Deployer {
         if delete_now {
             purge_paths.extend(plan.stale_paths.iter().cloned());
         }
-        report.purged_paths = self.purge(&provider, &purge_paths).await?;
+        let site_paths: BTreeSet<String> = manifest
+            .assets
+            .keys()
+            .chain(&plan.stale_paths)
+            .cloned()
+            .collect();
+        if let Some(job) = self.purge(&provider, &purge_paths, &site_paths).await {
+            let reduction = &job.plan.reduction;
+            report.purged_paths = reduction
+                .wildcards
+                .iter()
+                .chain(&reduction.paths)
+                .chain(&reduction.prefixes)
+                .cloned()
+                .collect();
+            for batch in job
+                .batches
+                .iter()
+                .filter(|b| b.status == BatchStatus::Failed)
+            {
+                report.failures.push(FileMessage {
+                    path: format!("purge job {}", job.id),
+                    message: format!(
+                        "{}; the site is deployed but may be served stale: rerun the purge",
+                        batch.error.as_deref().unwrap_or("failed")
+                    ),
+                });
+            }
+            report.purge_job = Some(job.id);
+        }
         if has_work && report.failures.is_empty() {
             provider.delete_many(&[IN_PROGRESS_KEY.to_string()]).await?;
         }
@@ -567,20 +599,7 @@ impl Deployer {
         provider: &SharedProvider,
         manifest_key: &str,
     ) -> Result<(Option<Manifest>, bool), DeployError> {
-        let manifest = match provider.get_opt(manifest_key).await? {
-            // Parsing a large manifest is CPU work: off the async workers.
-            Some((_, bytes)) => Some(
-                tokio::task::spawn_blocking(move || Manifest::from_json(&bytes))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|parsed| parsed)
-                    .map_err(|message| DeployError::BadManifest {
-                        key: manifest_key.to_string(),
-                        message,
-                    })?,
-            ),
-            None => None,
-        };
+        let manifest = read_manifest(provider, manifest_key).await?;
         let interrupted = provider.get_opt(IN_PROGRESS_KEY).await?.is_some();
         Ok((manifest, interrupted))
     }
@@ -750,33 +769,37 @@ impl Deployer {
         outcome
     }
 
-    /// Purges `paths` (site paths, no leading `/`) in batches of the provider's limit.
-    /// `dir/index.html` is also reachable as `dir/`, so both are purged.
+    /// Purges `paths` (site paths, no leading `/`: changed and deleted ones) through the
+    /// purge engine, as a job: reduced to the fewest items the provider allows, batched,
+    /// recorded. Returns the job; a batch that failed is reported, not fatal, since the
+    /// site itself is deployed by then.
     async fn purge(
         &self,
         provider: &SharedProvider,
         paths: &BTreeSet<String>,
-    ) -> Result<Vec<String>, DeployError> {
-        let mut urls = BTreeSet::new();
-        for path in paths {
-            urls.insert(format!("/{path}"));
-            if let Some(dir) = path.strip_suffix("index.html")
-                && (dir.is_empty() || dir.ends_with('/'))
-            {
-                urls.insert(format!("/{dir}"));
+        site_paths: &BTreeSet<String>,
+    ) -> Option<PurgeJob> {
+        if paths.is_empty() {
+            return None;
+        }
+        let caps = provider.capabilities();
+        let plan = crate::purge::plan::plan_paths(
+            paths,
+            site_paths,
+            &caps,
+            self.config.purge.max_collateral_share,
+        );
+        let mut job = PurgeJob::new(&self.site.name, &self.raw.to_string(), "deploy", plan);
+        let store = match JobStore::for_config(&self.config) {
+            Ok(store) => store,
+            Err(err) => {
+                tracing::warn!(error = %err, "purge job not recorded");
+                JobStore::Dir(std::env::temp_dir().join("edgeship-purges"))
             }
-        }
-        let urls: Vec<String> = urls.into_iter().collect();
-        let batch = provider.capabilities().max_purge_items_per_call.max(1);
-        for chunk in urls.chunks(batch) {
-            provider
-                .purge(&PurgeRequest {
-                    paths: chunk.to_vec(),
-                    ..Default::default()
-                })
-                .await?;
-        }
-        Ok(urls)
+        };
+        let options = crate::purge::job::RunOptions::from_config(&self.config.purge, false);
+        crate::purge::job::run(provider, &store, &mut job, &options).await;
+        Some(job)
     }
 }
 
@@ -818,4 +841,34 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+/// The manifest stored on a site at `key`, if any.
+pub async fn read_manifest(
+    provider: &SharedProvider,
+    key: &str,
+) -> Result<Option<Manifest>, DeployError> {
+    let Some((_, bytes)) = provider.get_opt(key).await? else {
+        return Ok(None);
+    };
+    // Parsing a large manifest is CPU work: off the async workers.
+    tokio::task::spawn_blocking(move || Manifest::from_json(&bytes))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|parsed| parsed)
+        .map(Some)
+        .map_err(|message| DeployError::BadManifest {
+            key: key.to_string(),
+            message,
+        })
+}
+
+/// A site's provider inside the standard retry and circuit-breaker stack.
+pub fn provider_stack(config: &Config, site: &ResolvedSite) -> SharedProvider {
+    edgeship_providers::wrap(
+        open_provider(site),
+        config.deploy.retry.clone(),
+        config.deploy.breaker.clone(),
+    )
+    .0
 }

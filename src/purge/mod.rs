@@ -1,9 +1,20 @@
-//! The purge engine: patterns expanded against a site's manifest into concrete paths.
+//! The purge engine: from what users type to the fewest provider calls.
 //!
-//! So far: the pattern language ([`pattern`]) and expansion ([`expand`]). Reduction and
-//! batching by provider capabilities, cost estimates and purge jobs come next (issue 8).
+//! 1. [`pattern`]: exact paths, prefixes, globs, tags and everything, parsed with errors
+//!    that say where and why.
+//! 2. [`expand`]: patterns against the site's manifest give the concrete deployed paths.
+//! 3. [`reduce`]: those paths become the fewest purge items the provider's
+//!    capabilities allow (directory wildcards or prefixes within a collateral budget),
+//!    then requests within its per-call limits.
+//! 4. [`plan`]: all of it plus the cost (calls, CloudFront billed paths) and whether the
+//!    user must confirm; `--dry-run` prints it.
+//! 5. [`job`]: a purge runs as a job with per-batch results, stored where
+//!    `edgeship purge status` and the API read it.
 
+pub mod job;
 pub mod pattern;
+pub mod plan;
+pub mod reduce;
 
 use std::collections::BTreeSet;
 

@@ -3,6 +3,7 @@
 //! | pattern | meaning |
 //! |---|---|
 //! | `/index.html` | exactly this path |
+//! | `/` | the home page (`/` and `/index.html`) |
 //! | `/blog/` | every path under this prefix |
 //! | `/assets/**/*.css`, `/img/?.png`, `/{a,b}.js`, `/x[0-9].js` | a glob (`*` within a segment, `**` across segments) |
 //! | `tag:product-42` | every path deployed with this tag (tags come from rules) |
@@ -123,6 +124,10 @@ impl Pattern {
         if input == "/*" || input == "/**" {
             return Ok(Self::Everything);
         }
+        if input == "/" {
+            // The home page, not a prefix of the whole site.
+            return Ok(Self::Exact(input.to_string()));
+        }
         if !input.contains(['*', '?', '[', ']', '{', '}']) {
             return Ok(if input.ends_with('/') {
                 Self::Prefix(input.to_string())
@@ -144,6 +149,7 @@ impl Pattern {
     /// Whether a deployed asset (its path without the leading `/`, and its tags) matches.
     pub fn matches(&self, path: &str, tags: &[String]) -> bool {
         match self {
+            Self::Exact(exact) if exact == "/" => path == "index.html",
             Self::Exact(exact) => exact[1..] == *path,
             Self::Prefix(prefix) => path.starts_with(&prefix[1..]),
             Self::Glob { matcher, .. } => matcher.is_match(path),
@@ -208,6 +214,12 @@ mod tests {
         );
         assert!(matches!(Pattern::parse("/*"), Ok(Pattern::Everything)));
         assert!(matches!(Pattern::parse("/**"), Ok(Pattern::Everything)));
+        let home = Pattern::parse("/").unwrap();
+        assert!(
+            matches!(&home, Pattern::Exact(p) if p == "/"),
+            "`/` is the home page"
+        );
+        assert!(home.matches("index.html", &[]) && !home.matches("blog/index.html", &[]));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Exit codes, for every command: 0 done, 1 some files failed (listed), 2 usage or
 //! configuration error, 3 refused (a safety check said no).
 
+mod purge;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -79,8 +81,17 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Run the HTTP service: APIs, metrics and the origin for local sites.
     Serve(ServeArgs),
-    /// Purge CDN caches by path, glob, prefix or tag. Not yet available.
-    Purge(PendingArgs),
+    /// Purge CDN caches by path, prefix, glob or tag, with the fewest provider calls.
+    ///
+    /// Patterns expand against the site's manifest (what edgeship deployed), then reduce
+    /// to what the provider takes: many changed files under one directory become one
+    /// `/dir/*` wildcard when that purges few unchanged files (purge.max_collateral_share),
+    /// `dir/index.html` is purged as `/dir/` too, and requests are batched within the
+    /// provider's limits. Every purge is a job: `edgeship purge status ID` shows it.
+    /// A purge of everything, or of more than purge.confirm_share of the site, needs
+    /// --confirm. Exit codes: 0 done (or submitted), 1 some requests failed, 2 bad
+    /// pattern or configuration, 3 refused (needs --confirm).
+    Purge(PurgeArgs),
     /// Print bandwidth saved and cache hit ratios. Not yet available.
     Stats(PendingArgs),
     /// Create, list and revoke API keys. Not yet available.
@@ -138,6 +149,64 @@ pub struct DeployArgs {
     /// Uploads in flight at the start; it adapts during the deploy (default: deploy.concurrency).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+}
+
+/// `edgeship purge` arguments.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Patterns (quote them, so the shell leaves `*` alone):\n  \
+/index.html        exactly this path (`/` is the home page)\n  \
+/blog/             every path under /blog/\n  \
+'/assets/**/*.css' a glob: `*` and `?` within a segment, `**` across, {a,b}, [a-z]\n  \
+tag:product-42     every path deployed with this tag (see rules)\n  \
+'/*'               everything (needs --confirm)\n\n\
+Examples:\n  edgeship purge /index.html '/assets/**/*.css' --dry-run\n  \
+edgeship purge tag:product-42 --site www --wait\n  edgeship purge status p6745a1b2c3d4e5f6"
+)]
+pub struct PurgeArgs {
+    /// `status ID`: show a purge job.
+    #[command(subcommand)]
+    pub command: Option<PurgeCommand>,
+    /// What to purge (see below).
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// The site whose CDN is purged (`[sites.NAME]` in the config).
+    #[arg(long, default_value = DEFAULT_SITE)]
+    pub site: String,
+    /// Print the matched paths, the exact provider requests and the cost; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow purging everything, or more than purge.confirm_share of the site.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Wait until the provider reports the purge done (up to purge.wait_timeout_secs).
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the plan or the job as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `edgeship purge …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PurgeCommand {
+    /// Show a purge job: its status and every provider request (refreshed from the provider).
+    Status(PurgeStatusArgs),
+}
+
+/// `edgeship purge status` arguments.
+#[derive(Debug, Args)]
+pub struct PurgeStatusArgs {
+    /// The job id printed by `edgeship purge` (or a deploy).
+    pub id: String,
+    /// Wait until the job is finished (up to purge.wait_timeout_secs).
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the job as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `edgeship serve` arguments.
@@ -210,7 +279,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Deploy(args) => run_deploy(&config, &args),
-        Command::Purge(_) => Ok(pending("purge")),
+        Command::Purge(args) => purge::run(&config, &args),
         Command::Stats(_) => Ok(pending("stats")),
         Command::Keys(_) => Ok(pending("keys")),
     }

@@ -1,0 +1,238 @@
+//! `edgeship purge` and `edgeship purge status`.
+
+use anyhow::Context;
+
+use super::{EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, PurgeArgs, PurgeCommand};
+use crate::config::Config;
+use crate::deploy::{provider_stack, read_manifest};
+use crate::purge::job::{self, BatchStatus, JobStatus, JobStore, PurgeJob, RunOptions};
+use crate::purge::pattern::{Pattern, PatternError};
+use crate::purge::plan::{self, PlanOptions, PurgeCost, PurgePlan};
+
+/// Paths listed on the terminal before the rest are summarised; `--json` has them all.
+const MAX_PATHS_SHOWN: usize = 50;
+
+/// Runs `edgeship purge …`.
+pub(super) fn run(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match &args.command {
+        Some(PurgeCommand::Status(status)) => {
+            runtime.block_on(show_status(config, &status.id, status.wait, status.json))
+        }
+        None => runtime.block_on(purge(config, args)),
+    }
+}
+
+fn print_pattern_error(err: &PatternError) {
+    eprintln!("error: {err}");
+    // Point at the character when the pattern fits on a line.
+    if err.pattern.len() <= 120 && !err.pattern.chars().any(char::is_control) {
+        let column = err.pattern[..err.position.min(err.pattern.len())]
+            .chars()
+            .count();
+        eprintln!("  {}\n  {}^", err.pattern, " ".repeat(column));
+    }
+}
+
+async fn purge(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
+    let mut patterns = Vec::with_capacity(args.patterns.len());
+    for input in &args.patterns {
+        match Pattern::parse(input) {
+            Ok(pattern) => patterns.push((input.clone(), pattern)),
+            Err(err) => {
+                print_pattern_error(&err);
+                return Ok(EXIT_USAGE);
+            }
+        }
+    }
+    let site = config.site(&args.site)?;
+    let provider = provider_stack(config, &site);
+    let manifest = match read_manifest(&provider, &config.deploy.manifest_key).await {
+        Ok(Some(manifest)) => manifest,
+        Ok(None) => {
+            eprintln!(
+                "warning: site `{}` has no manifest (not deployed with edgeship yet): only exact paths, and prefixes or tags the provider takes as such, can be purged",
+                site.name
+            );
+            Default::default()
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(err.exit_code());
+        }
+    };
+    let store = JobStore::for_config(config)?;
+    let caps = provider.capabilities();
+    let options = PlanOptions {
+        max_collateral_share: config.purge.max_collateral_share,
+        confirm_share: config.purge.confirm_share,
+        confirmed: args.confirm,
+    };
+    let mut plan = plan::plan(&patterns, &manifest, &caps, &options);
+    let used = job::billed_this_month(&store, &provider.to_string()).await;
+    plan.cost = PurgeCost::estimate(&plan.requests, &caps, used);
+
+    if args.dry_run {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print_plan(&plan, &site.name, &provider.to_string());
+            println!("dry run: nothing was purged");
+        }
+        return Ok(EXIT_OK);
+    }
+    if let Some(reason) = &plan.needs_confirmation {
+        eprintln!(
+            "refused: purging on site `{}` needs --confirm: {reason} (see it first with --dry-run)",
+            site.name
+        );
+        return Ok(EXIT_REFUSED);
+    }
+    if plan.requests.is_empty() {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            println!(
+                "nothing to purge: the patterns match no deployed path on site `{}`",
+                site.name
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+    let mut job = PurgeJob::new(&site.name, &provider.to_string(), "cli", plan);
+    job::run(
+        &provider,
+        &store,
+        &mut job,
+        &RunOptions::from_config(&config.purge, args.wait),
+    )
+    .await;
+    report_job(&job, args.json)
+}
+
+async fn show_status(config: &Config, id: &str, wait: bool, json: bool) -> anyhow::Result<u8> {
+    let store = JobStore::for_config(config)?;
+    let mut job = match store.load(id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            eprintln!(
+                "error: no purge job `{id}` (jobs are kept 7 days; without cache.redis_url they are only on the machine that ran them)"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        Err(job::JobError::BadId(id)) => {
+            eprintln!("error: `{id}` is not a purge job id");
+            return Ok(EXIT_USAGE);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if !job.is_finished() {
+        let site = config.site(&job.site)?;
+        let provider = provider_stack(config, &site);
+        let options = RunOptions::from_config(&config.purge, wait);
+        // Sends batches still queued, then (with --wait) polls until done.
+        job::run(&provider, &store, &mut job, &options).await;
+        job::refresh(&provider, &mut job).await;
+        store.save(&job).await?;
+    }
+    report_job(&job, json)
+}
+
+fn report_job(job: &PurgeJob, json: bool) -> anyhow::Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(job)?);
+    } else {
+        let status = serde_json::to_value(job.status)?;
+        println!(
+            "purge {} on site `{}` ({}): {}",
+            job.id,
+            job.site,
+            job.provider,
+            status.as_str().unwrap_or("?")
+        );
+        println!(
+            "  {} matched paths; {}",
+            job.plan.matched.len(),
+            job.plan.cost.describe()
+        );
+        for (n, batch) in job.batches.iter().enumerate() {
+            let status = serde_json::to_value(batch.status)?;
+            println!(
+                "  request {}: {}{}{}",
+                n + 1,
+                status.as_str().unwrap_or("?"),
+                batch
+                    .provider_id
+                    .as_deref()
+                    .map(|id| format!(" (provider id {id})"))
+                    .unwrap_or_default(),
+                batch
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
+            );
+        }
+        if job.status == JobStatus::Running {
+            println!(
+                "  still in progress: `edgeship purge status {} --wait` follows it",
+                job.id
+            );
+        }
+    }
+    Ok(match job.status {
+        JobStatus::Failed | JobStatus::Partial => EXIT_PARTIAL,
+        _ if job.batches.iter().any(|b| b.status == BatchStatus::Failed) => EXIT_PARTIAL,
+        _ => EXIT_OK,
+    })
+}
+
+fn print_plan(plan: &PurgePlan, site: &str, provider: &str) {
+    println!(
+        "matched {} of {} deployed paths on site `{site}` ({provider}):",
+        plan.matched.len(),
+        plan.site_paths
+    );
+    for path in plan.matched.iter().take(MAX_PATHS_SHOWN) {
+        println!("  /{path}");
+    }
+    if plan.matched.len() > MAX_PATHS_SHOWN {
+        println!(
+            "  … and {} more (--json lists them all)",
+            plan.matched.len() - MAX_PATHS_SHOWN
+        );
+    }
+    let r = &plan.reduction;
+    if r.collateral > 0 {
+        println!(
+            "wildcards also purge {} unchanged paths (purge.max_collateral_share)",
+            r.collateral
+        );
+    }
+    println!("provider requests ({}):", plan.requests.len());
+    for (n, request) in plan.requests.iter().enumerate() {
+        let mut items: Vec<String> = Vec::new();
+        if request.everything {
+            items.push("everything".into());
+        }
+        items.extend(request.paths.iter().map(|p| format!("path {p}")));
+        items.extend(request.prefixes.iter().map(|p| format!("prefix {p}")));
+        items.extend(request.tags.iter().map(|t| format!("tag {t}")));
+        let shown: Vec<&str> = items
+            .iter()
+            .take(MAX_PATHS_SHOWN)
+            .map(String::as_str)
+            .collect();
+        println!("  {}. {}", n + 1, shown.join(", "));
+        if items.len() > MAX_PATHS_SHOWN {
+            println!("     … and {} more items", items.len() - MAX_PATHS_SHOWN);
+        }
+    }
+    println!("cost: {}", plan.cost.describe());
+    if let Some(reason) = &plan.needs_confirmation {
+        println!("needs --confirm: {reason}");
+    }
+}

@@ -1,0 +1,524 @@
+//! Purge jobs: every purge (from the CLI, a deploy or the API) is a job with an id, a
+//! status and per-batch results, kept where `edgeship purge status <id>` and the API can
+//! read it: the cache layer when Redis is configured (so jobs survive restarts and are
+//! shared between machines), files under the data directory otherwise.
+//!
+//! Running a job sends its batches in order, each with the caller reference
+//! `<job id>-<batch number>`, so a retried call does not start a second purge. When a
+//! batch would exceed the provider's in-flight limits (CloudFront: 3,000 paths and 15
+//! wildcards in progress), it waits for earlier purges to finish instead of failing.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use edgeship_providers::{Capabilities, ProviderError, PurgeRequest, PurgeStatus, SharedProvider};
+use serde::{Deserialize, Serialize};
+
+use super::plan::PurgePlan;
+use crate::cache::{Cache, CacheError};
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Created, nothing sent yet.
+    Pending,
+    /// Batches sent, some still in progress (or queued).
+    Running,
+    /// Every batch is done.
+    Done,
+    /// Some batches failed, others went through.
+    Partial,
+    /// Every batch failed.
+    Failed,
+}
+
+/// Where one batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Not sent yet.
+    Pending,
+    /// Accepted by the provider, in progress.
+    InProgress,
+    /// Done.
+    Done,
+    /// Refused or failed; see its error.
+    Failed,
+}
+
+/// One provider request of a job and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The request, with its caller reference.
+    pub request: PurgeRequest,
+    /// Its status.
+    pub status: BatchStatus,
+    /// The provider's id for it, once accepted.
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A purge job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurgeJob {
+    /// The job id (lowercase letters, digits and `-`).
+    pub id: String,
+    /// The site purged.
+    pub site: String,
+    /// The provider, as named in logs.
+    pub provider: String,
+    /// Who started it: `cli`, `deploy` or `api`.
+    pub source: String,
+    /// Its status.
+    pub status: JobStatus,
+    /// Unix seconds when created.
+    pub created_at: u64,
+    /// Unix seconds of the last change.
+    pub updated_at: u64,
+    /// What it purges.
+    pub plan: PurgePlan,
+    /// One entry per request of the plan.
+    pub batches: Vec<Batch>,
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// A new job id: time-ordered and unique across processes (`p` + 16 hex digits).
+pub fn new_job_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&nanos.to_le_bytes());
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.update(&SEQUENCE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let random = hasher.finalize();
+    let secs = (nanos / 1_000_000_000) as u64;
+    format!("p{secs:x}{}", &random.to_hex()[..8])
+}
+
+/// Whether `id` looks like a job id (so it is safe as a file name and a key).
+pub fn valid_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl PurgeJob {
+    /// A pending job running `plan` on `site`.
+    pub fn new(site: &str, provider: &str, source: &str, plan: PurgePlan) -> Self {
+        let id = new_job_id();
+        let batches = plan
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(n, request)| Batch {
+                request: PurgeRequest {
+                    reference: Some(format!("{id}-{}", n + 1)),
+                    ..request.clone()
+                },
+                status: BatchStatus::Pending,
+                provider_id: None,
+                error: None,
+            })
+            .collect();
+        let now = unix_now();
+        Self {
+            id,
+            site: site.to_string(),
+            provider: provider.to_string(),
+            source: source.to_string(),
+            status: JobStatus::Pending,
+            created_at: now,
+            updated_at: now,
+            plan,
+            batches,
+        }
+    }
+
+    /// Recomputes the job status from its batches.
+    fn settle(&mut self) {
+        let count = |status| self.batches.iter().filter(|b| b.status == status).count();
+        let (failed, done) = (count(BatchStatus::Failed), count(BatchStatus::Done));
+        let total = self.batches.len();
+        self.status = if failed == total && total > 0 {
+            JobStatus::Failed
+        } else if done == total {
+            JobStatus::Done
+        } else if failed > 0 && failed + done == total {
+            JobStatus::Partial
+        } else if done + failed + count(BatchStatus::InProgress) == 0 {
+            JobStatus::Pending
+        } else {
+            JobStatus::Running
+        };
+        self.updated_at = unix_now();
+    }
+
+    /// Whether the job will not change any more.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status,
+            JobStatus::Done | JobStatus::Partial | JobStatus::Failed
+        )
+    }
+}
+
+/// Errors of the job store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The cache layer failed.
+    #[error("purge jobs: {0}")]
+    Cache(#[from] CacheError),
+    /// A job file could not be read or written.
+    #[error("purge job file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A job file does not parse.
+    #[error("purge job file {path} is unreadable: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The id is not a job id.
+    #[error("`{0}` is not a purge job id (ids look like `p6745a1b2c3d4e5f6`)")]
+    BadId(String),
+}
+
+/// How long finished jobs are kept in the cache layer.
+pub const JOB_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Where jobs are kept.
+#[derive(Debug, Clone)]
+pub enum JobStore {
+    /// The cache layer (Redis when configured): shared and durable.
+    Cache(Cache),
+    /// JSON files in a directory: for the CLI without Redis.
+    Dir(PathBuf),
+}
+
+impl JobStore {
+    /// The store `config` implies: the cache layer when Redis is configured, job files
+    /// under `<data_dir>/purges` otherwise.
+    pub fn for_config(config: &crate::config::Config) -> Result<Self, JobError> {
+        Ok(if config.cache.redis_url.is_some() {
+            Self::Cache(Cache::from_config(&config.cache)?)
+        } else {
+            Self::Dir(config.data_dir.join("purges"))
+        })
+    }
+
+    /// Saves a job (replacing its earlier state).
+    pub async fn save(&self, job: &PurgeJob) -> Result<(), JobError> {
+        match self {
+            Self::Cache(cache) => {
+                let key = cache.keys().global().job(&job.id);
+                cache.set(&key, job, Some(JOB_TTL)).await?;
+            }
+            Self::Dir(dir) => {
+                let path = dir.join(format!("{}.json", job.id));
+                let io = |source| JobError::Io {
+                    path: path.clone(),
+                    source,
+                };
+                tokio::fs::create_dir_all(dir).await.map_err(io)?;
+                if job.status == JobStatus::Pending {
+                    prune_expired(dir).await;
+                }
+                let json = serde_json::to_vec_pretty(job).map_err(|e| io(e.into()))?;
+                let temp = dir.join(format!(".{}.json.tmp", job.id));
+                tokio::fs::write(&temp, json).await.map_err(io)?;
+                tokio::fs::rename(&temp, &path).await.map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a job; `None` when there is no such job (or it expired).
+    pub async fn load(&self, id: &str) -> Result<Option<PurgeJob>, JobError> {
+        if !valid_job_id(id) {
+            return Err(JobError::BadId(id.to_string()));
+        }
+        match self {
+            Self::Cache(cache) => Ok(cache.get(&cache.keys().global().job(id)).await?),
+            Self::Dir(dir) => {
+                let path = dir.join(format!("{id}.json"));
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => {
+                        serde_json::from_slice(&bytes)
+                            .map(Some)
+                            .map_err(|e| JobError::Corrupt {
+                                path,
+                                message: e.to_string(),
+                            })
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(JobError::Io { path, source }),
+                }
+            }
+        }
+    }
+}
+
+/// Removes job files older than [`JOB_TTL`] (the cache layer expires its own).
+async fn prune_expired(dir: &std::path::Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let expired = entry
+            .metadata()
+            .await
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > JOB_TTL);
+        if expired {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
+/// How a job is run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Wait until the provider reports every batch done.
+    pub wait: bool,
+    /// How often in-progress purges are polled.
+    pub poll_interval: Duration,
+    /// The longest wait (for in-flight room, or with `wait`, for completion).
+    pub timeout: Duration,
+}
+
+impl RunOptions {
+    /// The configured polling and timeout, waiting for completion or not.
+    pub fn from_config(config: &crate::config::PurgeConfig, wait: bool) -> Self {
+        Self {
+            wait,
+            poll_interval: Duration::from_millis(config.poll_interval_ms.max(10)),
+            timeout: Duration::from_secs(config.wait_timeout_secs),
+        }
+    }
+}
+
+/// Runs a job's pending batches and saves its progress after each. Returns when every
+/// batch was sent (and, with `wait`, finished) or the timeout passed; the job's status
+/// says which. Store errors are logged, not fatal: the purge itself matters more.
+pub async fn run(
+    provider: &SharedProvider,
+    store: &JobStore,
+    job: &mut PurgeJob,
+    options: &RunOptions,
+) {
+    let caps = provider.capabilities();
+    let started = Instant::now();
+    job.status = JobStatus::Running;
+    save_logged(store, job).await;
+    for n in 0..job.batches.len() {
+        if job.batches[n].status != BatchStatus::Pending {
+            continue;
+        }
+        // Queue behind in-progress purges when this batch would exceed the limits.
+        while exceeds_in_flight(&caps, job, n) {
+            if started.elapsed() >= options.timeout {
+                tracing::warn!(job = %job.id, "purge queued: the provider's in-progress limits are still reached; `edgeship purge status {}` continues it", job.id);
+                job.settle();
+                save_logged(store, job).await;
+                return;
+            }
+            tokio::time::sleep(options.poll_interval).await;
+            refresh(provider, job).await;
+        }
+        let request = job.batches[n].request.clone();
+        match provider.purge(&request).await {
+            Ok(receipt) => {
+                let batch = &mut job.batches[n];
+                batch.provider_id = Some(receipt.id);
+                batch.status = match receipt.status {
+                    PurgeStatus::Done => BatchStatus::Done,
+                    PurgeStatus::InProgress => BatchStatus::InProgress,
+                };
+                if caps.free_purge_paths_per_month.is_some() {
+                    count_billed(store, &job.provider, billed_items(&request)).await;
+                }
+            }
+            Err(err) => {
+                let fatal = err.is_fatal_for_provider();
+                fail(&mut job.batches[n], &err);
+                if fatal {
+                    for batch in &mut job.batches[n + 1..] {
+                        batch.status = BatchStatus::Failed;
+                        batch.error = Some(format!("not sent: {err}"));
+                    }
+                }
+            }
+        }
+        job.settle();
+        save_logged(store, job).await;
+    }
+    while options.wait && job.status == JobStatus::Running && started.elapsed() < options.timeout {
+        tokio::time::sleep(options.poll_interval).await;
+        refresh(provider, job).await;
+        save_logged(store, job).await;
+    }
+}
+
+/// Asks the provider about every in-progress batch and updates the job.
+pub async fn refresh(provider: &SharedProvider, job: &mut PurgeJob) {
+    for batch in &mut job.batches {
+        if batch.status != BatchStatus::InProgress {
+            continue;
+        }
+        let Some(id) = batch.provider_id.clone() else {
+            continue;
+        };
+        match provider.purge_status(&id).await {
+            Ok(PurgeStatus::Done) => batch.status = BatchStatus::Done,
+            Ok(PurgeStatus::InProgress) => {}
+            Err(err) => {
+                tracing::warn!(job = %job.id, purge = %id, error = %err, "cannot read purge status")
+            }
+        }
+    }
+    job.settle();
+}
+
+fn fail(batch: &mut Batch, err: &ProviderError) {
+    batch.status = BatchStatus::Failed;
+    batch.error = Some(err.to_string());
+}
+
+/// Whether sending batch `n` now would exceed the provider's in-flight limits.
+fn exceeds_in_flight(caps: &Capabilities, job: &PurgeJob, n: usize) -> bool {
+    let split = |r: &PurgeRequest| {
+        let wildcards = r
+            .paths
+            .iter()
+            .filter(|p| Capabilities::is_wildcard(p))
+            .count();
+        (r.paths.len() - wildcards, wildcards)
+    };
+    let (mut paths, mut wildcards) = split(&job.batches[n].request);
+    let in_flight: Vec<_> = job
+        .batches
+        .iter()
+        .filter(|b| b.status == BatchStatus::InProgress)
+        .collect();
+    if in_flight.is_empty() {
+        return false;
+    }
+    for batch in in_flight {
+        let (p, w) = split(&batch.request);
+        paths += p;
+        wildcards += w;
+    }
+    caps.max_purge_paths_in_flight
+        .is_some_and(|max| paths > max)
+        || caps
+            .max_purge_wildcards_in_flight
+            .is_some_and(|max| wildcards > max)
+}
+
+fn billed_items(request: &PurgeRequest) -> u64 {
+    if request.everything {
+        1
+    } else {
+        (request.paths.len() + request.tags.len() + request.prefixes.len()) as u64
+    }
+}
+
+async fn save_logged(store: &JobStore, job: &PurgeJob) {
+    if let Err(err) = store.save(job).await {
+        tracing::warn!(job = %job.id, error = %err, "cannot save the purge job's progress");
+    }
+}
+
+/// The month `unix_secs` falls in, as `YYYY-MM` (UTC).
+pub fn month_of(unix_secs: u64) -> String {
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let days = (unix_secs / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}")
+}
+
+fn usage_key(provider: &str) -> String {
+    format!("purge-billed:{provider}:{}", month_of(unix_now()))
+}
+
+/// Adds billed purge paths to this month's count for `provider`.
+async fn count_billed(store: &JobStore, provider: &str, items: u64) {
+    let JobStore::Cache(cache) = store else {
+        return;
+    };
+    let key = cache.keys().global().key(&usage_key(provider));
+    let ttl = Some(Duration::from_secs(40 * 24 * 3600));
+    if let Err(err) = cache.incr_by(&key, items as i64, ttl).await {
+        tracing::warn!(error = %err, "cannot count billed purge paths");
+    }
+}
+
+/// Billed purge paths edgeship sent this month for `provider`, when the store keeps
+/// count (the cache layer does; job files do not).
+pub async fn billed_this_month(store: &JobStore, provider: &str) -> Option<u64> {
+    let JobStore::Cache(cache) = store else {
+        return None;
+    };
+    let key = cache.keys().global().key(&usage_key(provider));
+    cache
+        .incr_by(&key, 0, None)
+        .await
+        .ok()
+        .map(|n| n.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_are_civil_utc() {
+        assert_eq!(month_of(0), "1970-01");
+        assert_eq!(month_of(951_782_400), "2000-02", "a leap day");
+        assert_eq!(month_of(1_798_675_200), "2026-12");
+        assert_eq!(month_of(1_798_761_599), "2026-12");
+        assert_eq!(month_of(1_798_761_600), "2027-01");
+    }
+
+    #[test]
+    fn job_ids_are_unique_and_safe() {
+        let a = new_job_id();
+        let b = new_job_id();
+        assert_ne!(a, b);
+        assert!(valid_job_id(&a), "{a}");
+        assert!(!valid_job_id("../etc/passwd"));
+        assert!(!valid_job_id(""));
+    }
+}
