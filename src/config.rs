@@ -148,6 +148,30 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// The site whose files the built-in origin serves.
     pub origin_site: String,
+    /// Largest JSON request body, in bytes.
+    pub max_json_bytes: usize,
+    /// Largest deploy upload (a tar archive), in bytes.
+    pub max_upload_bytes: u64,
+    /// API requests per second per key, sustained.
+    pub key_rate_per_sec: u32,
+    /// API requests per key allowed in a burst above the rate.
+    pub key_burst: u32,
+    /// API requests per second per client IP, sustained.
+    pub ip_rate_per_sec: u32,
+    /// API requests per client IP allowed in a burst above the rate.
+    pub ip_burst: u32,
+    /// Failed authentications from one IP within `auth_failure_window_secs` that block it.
+    pub auth_failures_before_block: u32,
+    /// The window in which failed authentications are counted, in seconds.
+    pub auth_failure_window_secs: u64,
+    /// How long a blocked IP is refused, in seconds.
+    pub block_secs: u64,
+    /// Networks allowed to call the API (CIDR); empty allows any.
+    pub allow_ips: Vec<ipnet::IpNet>,
+    /// Origins allowed by CORS for the API; empty (the default) turns CORS off.
+    pub cors_origins: Vec<String>,
+    /// On shutdown, how long running deploy and purge jobs may take to finish, in seconds.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +179,18 @@ impl Default for ServerConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             origin_site: DEFAULT_SITE.into(),
+            max_json_bytes: 1024 * 1024,
+            max_upload_bytes: 1024 * 1024 * 1024,
+            key_rate_per_sec: 20,
+            key_burst: 40,
+            ip_rate_per_sec: 50,
+            ip_burst: 100,
+            auth_failures_before_block: 10,
+            auth_failure_window_secs: 60,
+            block_secs: 300,
+            allow_ips: Vec::new(),
+            cors_origins: Vec::new(),
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -874,9 +910,9 @@ mod example_tests {
             "the example shows the cache defaults"
         );
         assert_eq!(
-            config.cache,
-            CacheConfig::default(),
-            "the example shows the cache defaults"
+            config.purge,
+            PurgeConfig::default(),
+            "the example shows the purge defaults"
         );
     }
 }

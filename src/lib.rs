@@ -11,17 +11,22 @@
 //! - [`cache`]: the cache layer — a [`cache::CacheStore`] trait with Redis and memory
 //!   implementations, the compressing codec, key namespacing, metrics, and the fallback to
 //!   memory while Redis is unreachable; [`cache::Cache`] is the typed handle.
-//! - [`purge`]: purge patterns (paths, prefixes, globs, tags) expanded against a manifest.
+//! - [`purge`]: the purge engine — patterns, expansion against a manifest, reduction and
+//!   batching by provider capabilities, cost, jobs.
 //! - [`http`]: the actix-web service behind `edgeship serve`.
+//! - [`keys`]: API keys (hashed, scoped, expiring, revocable); [`audit`]: the append-only
+//!   audit log of deploy, purge, key and auth events.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
+pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod http;
+pub mod keys;
 pub mod pipeline;
 pub mod purge;

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 struct TestApp {
     base: String,
+    admin: String,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     _data: tempfile::TempDir,
@@ -43,11 +44,13 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState::new(&config).unwrap();
+        let admin = state.ensure_admin_key().await.unwrap().unwrap();
         tokio::spawn(serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
         Self {
             base,
+            admin,
             state,
             stop: Some(stop),
             _data: data,
@@ -69,7 +72,7 @@ impl TestApp {
     }
 
     async fn request(&self, method: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        raw_request(&self.base, method, path).await
+        raw_request(&self.base, method, path, &self.admin).await
     }
 }
 
@@ -86,11 +89,14 @@ async fn raw_request(
     base: &str,
     method: &str,
     path: &str,
+    key: &str,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();

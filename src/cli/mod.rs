@@ -3,6 +3,7 @@
 //! Exit codes, for every command: 0 done, 1 some files failed (listed), 2 usage or
 //! configuration error, 3 refused (a safety check said no).
 
+mod keys;
 mod purge;
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,9 @@ EDGESHIP_SERVER__BIND=0.0.0.0:8080) < flags. With no configuration at all every 
 site `default` on the local provider under the data directory.\n\n\
 Exit codes: 0 done, 1 some files failed (listed), 2 usage or configuration error, 3 refused by \
 a safety check.",
-    after_help = "Examples:\n  edgeship build ./dist --out ./out\n  edgeship serve\n  edgeship config check"
+    after_help = "Examples:\n  edgeship build ./dist --out ./out\n  edgeship deploy ./dist --site www --dry-run\n  \
+edgeship purge '/assets/**/*.css' --site www --dry-run\n  edgeship serve\n  \
+edgeship keys create --name ci --scopes deploy,purge\n  edgeship config check"
 )]
 pub struct Cli {
     /// Config file (TOML). Default: ./edgeship.toml when present.
@@ -94,8 +97,14 @@ pub enum Command {
     Purge(PurgeArgs),
     /// Print bandwidth saved and cache hit ratios. Not yet available.
     Stats(PendingArgs),
-    /// Create, list and revoke API keys. Not yet available.
-    Keys(PendingArgs),
+    /// Create, list and revoke API keys for the HTTP API.
+    ///
+    /// Keys are stored hashed (in the cache layer with Redis, else <data_dir>/keys.json);
+    /// the key itself is printed once, at creation. Scopes: deploy, purge, read, admin
+    /// (everything). Several keys can be active at once, so rotation is: create, switch
+    /// clients, revoke the old one.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -209,6 +218,48 @@ pub struct PurgeStatusArgs {
     pub json: bool,
 }
 
+/// `edgeship keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (once).
+    Create(KeysCreateArgs),
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id (the part after `esk_`, before the second `_`).
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+}
+
+/// `edgeship keys create` arguments.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  edgeship keys create --name ci --scopes deploy,purge --expires-in-days 90\n  \
+edgeship keys create --name dashboard --scopes read --allow-ip 10.0.0.0/8"
+)]
+pub struct KeysCreateArgs {
+    /// A name for people (shown in lists, logs and errors).
+    #[arg(long)]
+    pub name: String,
+    /// What the key may do: deploy, purge, read, admin (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub scopes: Vec<crate::keys::Scope>,
+    /// The key stops working after this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<u64>,
+    /// Networks the key may be used from (CIDR, repeatable); default anywhere.
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    pub allow_ips: Vec<ipnet::IpNet>,
+    /// Print the key and its record as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `edgeship serve` arguments.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -281,7 +332,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Deploy(args) => run_deploy(&config, &args),
         Command::Purge(args) => purge::run(&config, &args),
         Command::Stats(_) => Ok(pending("stats")),
-        Command::Keys(_) => Ok(pending("keys")),
+        Command::Keys(command) => keys::run(&config, &command),
     }
 }
 
@@ -652,6 +703,14 @@ fn run_serve(config: Config) -> anyhow::Result<u8> {
         // on the first request; the service starts either way.
         if app.cache().health().await == crate::cache::Health::Ready {
             tracing::info!(cache = %app.cache().stats().backend, "cache ready");
+        }
+        match app.ensure_admin_key().await {
+            Ok(Some(token)) => eprintln!(
+                "created an admin API key (shown once; only its hash is stored):\n\n    {token}\n\n\
+                 use it as `Authorization: Bearer <key>`; create narrower keys with `edgeship keys create`"
+            ),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot check or create the initial API key"),
         }
         eprintln!("edgeship serving on http://{}", listener.local_addr()?);
         crate::http::serve(listener, app, crate::http::shutdown_signal()).await?;

@@ -4,10 +4,11 @@ use anyhow::Context;
 
 use super::{EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, PurgeArgs, PurgeCommand};
 use crate::config::Config;
-use crate::deploy::{provider_stack, read_manifest};
+use crate::deploy::provider_stack;
+use crate::purge::PurgeError;
 use crate::purge::job::{self, BatchStatus, JobStatus, JobStore, PurgeJob, RunOptions};
-use crate::purge::pattern::{Pattern, PatternError};
-use crate::purge::plan::{self, PlanOptions, PurgeCost, PurgePlan};
+use crate::purge::pattern::PatternError;
+use crate::purge::plan::PurgePlan;
 
 /// Paths listed on the terminal before the rest are summarised; `--json` has them all.
 const MAX_PATHS_SHOWN: usize = 50;
@@ -38,56 +39,51 @@ fn print_pattern_error(err: &PatternError) {
 }
 
 async fn purge(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
-    let mut patterns = Vec::with_capacity(args.patterns.len());
-    for input in &args.patterns {
-        match Pattern::parse(input) {
-            Ok(pattern) => patterns.push((input.clone(), pattern)),
-            Err(err) => {
-                print_pattern_error(&err);
-                return Ok(EXIT_USAGE);
-            }
+    let store = JobStore::for_config(config)?;
+    let prepared = match crate::purge::prepare(
+        config,
+        store,
+        &args.site,
+        &args.patterns,
+        args.confirm,
+    )
+    .await
+    {
+        Ok(prepared) => prepared,
+        Err(PurgeError::Pattern(err)) => {
+            print_pattern_error(&err);
+            return Ok(EXIT_USAGE);
         }
-    }
-    let site = config.site(&args.site)?;
-    let provider = provider_stack(config, &site);
-    let manifest = match read_manifest(&provider, &config.deploy.manifest_key).await {
-        Ok(Some(manifest)) => manifest,
-        Ok(None) => {
-            eprintln!(
-                "warning: site `{}` has no manifest (not deployed with edgeship yet): only exact paths, and prefixes or tags the provider takes as such, can be purged",
-                site.name
-            );
-            Default::default()
-        }
-        Err(err) => {
+        Err(PurgeError::Manifest(err)) => {
             eprintln!("error: {err}");
             return Ok(err.exit_code());
         }
+        Err(err) => return Err(err.into()),
     };
-    let store = JobStore::for_config(config)?;
-    let caps = provider.capabilities();
-    let options = PlanOptions {
-        max_collateral_share: config.purge.max_collateral_share,
-        confirm_share: config.purge.confirm_share,
-        confirmed: args.confirm,
-    };
-    let mut plan = plan::plan(&patterns, &manifest, &caps, &options);
-    let used = job::billed_this_month(&store, &provider.to_string()).await;
-    plan.cost = PurgeCost::estimate(&plan.requests, &caps, used);
-
+    if prepared.no_manifest {
+        eprintln!(
+            "warning: site `{}` has no manifest (not deployed with edgeship yet): only exact paths, and prefixes or tags the provider takes as such, can be purged",
+            prepared.site
+        );
+    }
+    let (site, provider, plan, store) = (
+        &prepared.site,
+        &prepared.provider,
+        &prepared.plan,
+        &prepared.store,
+    );
     if args.dry_run {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
-            print_plan(&plan, &site.name, &provider.to_string());
+            print_plan(plan, site, &provider.to_string());
             println!("dry run: nothing was purged");
         }
         return Ok(EXIT_OK);
     }
     if let Some(reason) = &plan.needs_confirmation {
         eprintln!(
-            "refused: purging on site `{}` needs --confirm: {reason} (see it first with --dry-run)",
-            site.name
+            "refused: purging on site `{site}` needs --confirm: {reason} (see it first with --dry-run)"
         );
         return Ok(EXIT_REFUSED);
     }
@@ -95,17 +91,14 @@ async fn purge(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
-            println!(
-                "nothing to purge: the patterns match no deployed path on site `{}`",
-                site.name
-            );
+            println!("nothing to purge: the patterns match no deployed path on site `{site}`");
         }
         return Ok(EXIT_OK);
     }
-    let mut job = PurgeJob::new(&site.name, &provider.to_string(), "cli", plan);
+    let mut job = prepared.job("cli");
     job::run(
-        &provider,
-        &store,
+        provider,
+        store,
         &mut job,
         &RunOptions::from_config(&config.purge, args.wait),
     )

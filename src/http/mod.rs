@@ -3,6 +3,7 @@
 //! [`serve`] takes an already-bound listener and a shutdown future, so tests run the real
 //! app on port 0 and stop it when they are done.
 
+pub mod auth;
 pub mod prometheus;
 pub mod routes;
 
@@ -11,11 +12,19 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, web};
+use std::time::Duration;
 
+use actix_web::http::{StatusCode, header};
+use actix_web::{App, HttpServer, middleware, web};
+
+use tokio_util::task::TaskTracker;
+
+use crate::audit::AuditLog;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigError};
+use crate::keys::KeyStore;
 use crate::pipeline::rules::RuleSet;
+use crate::purge::job::JobStore;
 
 /// Shared, read-only state of the running service.
 #[derive(Debug, Clone)]
@@ -25,9 +34,13 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    config: Config,
     origin_root: PathBuf,
     origin_rules: RuleSet,
     cache: Cache,
+    guard: auth::Guard,
+    job_store: JobStore,
+    jobs: TaskTracker,
 }
 
 impl AppState {
@@ -51,13 +64,63 @@ impl AppState {
         })?;
         // Install the process's metrics recorder before the first cache call records.
         prometheus::handle();
+        let keys =
+            KeyStore::for_config(config, Some(&cache)).map_err(|err| ConfigError::Value {
+                key: "cache".into(),
+                message: err.to_string(),
+            })?;
+        let audit = AuditLog::new(&config.data_dir);
         Ok(Self {
             inner: Arc::new(Inner {
+                config: config.clone(),
                 origin_root: site.root,
                 origin_rules,
+                guard: auth::Guard::new(&config.server, keys, audit),
+                job_store: JobStore::for_config_with(config, &cache),
                 cache,
+                jobs: TaskTracker::new(),
             }),
         })
+    }
+
+    /// The configuration the service runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Authentication, scopes and rate limits of the API.
+    pub fn guard(&self) -> &auth::Guard {
+        &self.inner.guard
+    }
+
+    /// Where purge jobs are kept.
+    pub fn job_store(&self) -> &JobStore {
+        &self.inner.job_store
+    }
+
+    /// Background jobs (deploys, purges); shutdown waits for them.
+    pub fn jobs(&self) -> &TaskTracker {
+        &self.inner.jobs
+    }
+
+    /// Creates and returns an admin key when no usable key exists (first start), so a
+    /// fresh install is usable at once and never open.
+    pub async fn ensure_admin_key(&self) -> Result<Option<String>, crate::keys::KeyError> {
+        let keys = self.inner.guard.keys();
+        if keys.has_usable_key().await? {
+            return Ok(None);
+        }
+        let created = self
+            .inner
+            .guard
+            .create_key("initial-admin", vec![crate::keys::Scope::Admin])
+            .await?;
+        AuditLog::new(&self.inner.config.data_dir).record(&crate::audit::event(
+            "key.create",
+            "service",
+            serde_json::json!({ "id": created.key.id, "name": created.key.name, "scopes": ["admin"] }),
+        ));
+        Ok(Some(created.token))
     }
 
     /// The cache layer. Manifests, job state, deploy locks and the processing-cache
@@ -82,8 +145,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
         .route("/metrics", web::get().to(routes::metrics::prometheus))
-        .route("/v1/cache/stats", web::get().to(routes::cache::stats))
+        .service(
+            web::scope("/v1")
+                .wrap(
+                    middleware::DefaultHeaders::new()
+                        .add((
+                            header::CONTENT_SECURITY_POLICY,
+                            "default-src 'none'; frame-ancestors 'none'",
+                        ))
+                        .add((header::CACHE_CONTROL, "no-store")),
+                )
+                .route("/cache/stats", web::get().to(routes::cache::stats))
+                .route(
+                    "/sites/{site}/purges",
+                    web::post().to(routes::purge::create),
+                )
+                .route("/purges/{id}", web::get().to(routes::purge::status))
+                .default_service(web::route().to(routes::not_found)),
+        )
         .default_service(web::route().to(routes::origin::serve_file));
+}
+
+/// JSON bodies: capped at `max_json_bytes`; bad ones get the JSON error shape (413 when
+/// too large, 400 when malformed, 415 when not JSON).
+fn json_config(max_bytes: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(max_bytes)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            let (status, code) = match &err {
+                E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+                }
+                E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
+                _ => (StatusCode::BAD_REQUEST, "bad_json"),
+            };
+            let response = routes::error_response(status, code, &err.to_string());
+            actix_web::error::InternalError::from_response(err, response).into()
+        })
+}
+
+/// Headers every response carries, and a request id (the client's `X-Request-Id` when it
+/// is sane, else a new one) echoed back and attached to the request's log lines.
+fn security_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add(("Cross-Origin-Resource-Policy", "same-site"))
+}
+
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Runs the service on `listener` until `shutdown` resolves, then stops gracefully
@@ -93,9 +213,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tracker = state.jobs().clone();
+    let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     let server = HttpServer::new(move || {
+        let server = &state.config().server;
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(json_config(server.max_json_bytes))
+            .wrap(middleware::Condition::new(
+                !server.cors_origins.is_empty(),
+                cors(&server.cors_origins),
+            ))
+            .wrap(security_headers())
+            .wrap_fn(request_id)
             .configure(configure)
     })
     .disable_signals()
@@ -106,7 +236,63 @@ pub async fn serve(
         shutdown.await;
         handle.stop(true).await;
     });
-    server.await
+    server.await?;
+    // Running deploy and purge jobs finish (their state is saved after every step, so
+    // one cut off by the grace period can be continued).
+    tracker.close();
+    if !tracker.is_empty() {
+        tracing::info!(jobs = tracker.len(), "waiting for running jobs");
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                jobs = tracker.len(),
+                "jobs still running at shutdown; their saved state says where they stopped"
+            );
+        }
+    }
+    Ok(())
+}
+
+static REQUEST_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Gives every request an id: the client's `X-Request-Id` when it is short and printable,
+/// else a new one; echoed in the response and recorded on the request's log span.
+fn request_id<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    use tracing::Instrument;
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| {
+        format!(
+            "{:x}-{:x}",
+            crate::purge::job::unix_now(),
+            REQUEST_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
+    });
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let future = srv.call(req);
+    async move {
+        let mut response = future.await?;
+        if let Ok(value) = header::HeaderValue::from_str(&id) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(response)
+    }
+    .instrument(span)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -230,6 +230,15 @@ impl JobStore {
         })
     }
 
+    /// Like [`Self::for_config`], reusing an open cache (the service's).
+    pub fn for_config_with(config: &crate::config::Config, cache: &Cache) -> Self {
+        if config.cache.redis_url.is_some() {
+            Self::Cache(cache.clone())
+        } else {
+            Self::Dir(config.data_dir.join("purges"))
+        }
+    }
+
     /// Saves a job (replacing its earlier state).
     pub async fn save(&self, job: &PurgeJob) -> Result<(), JobError> {
         match self {

@@ -21,6 +21,96 @@ use std::collections::BTreeSet;
 use crate::pipeline::manifest::Manifest;
 pub use pattern::{Pattern, PatternError};
 
+/// Why a purge cannot be prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PurgeError {
+    /// No patterns were given.
+    #[error("no purge patterns given")]
+    NoPatterns,
+    /// A pattern does not parse.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// The site is unknown or misconfigured.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The site's manifest cannot be read (provider down, unreadable manifest).
+    #[error("reading the site's manifest: {0}")]
+    Manifest(#[from] crate::deploy::DeployError),
+    /// The job store is unusable.
+    #[error(transparent)]
+    Jobs(#[from] job::JobError),
+}
+
+/// A purge ready to run (or to show, for a dry run).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The site.
+    pub site: String,
+    /// The site's provider in the retry and breaker stack.
+    pub provider: edgeship_providers::SharedProvider,
+    /// What will be sent and what it costs.
+    pub plan: plan::PurgePlan,
+    /// Where its job is kept.
+    pub store: job::JobStore,
+    /// The site has no manifest, so only exact paths (and prefixes or tags the provider
+    /// takes as such) can be purged.
+    pub no_manifest: bool,
+}
+
+impl Prepared {
+    /// A job for this purge, started by `source` (`cli`, `api`).
+    pub fn job(&self, source: &str) -> job::PurgeJob {
+        job::PurgeJob::new(
+            &self.site,
+            &self.provider.to_string(),
+            source,
+            self.plan.clone(),
+        )
+    }
+}
+
+/// Parses `patterns`, reads the site's manifest and plans the purge (its job to be kept
+/// in `store`) with the configured
+/// budget and threshold (`confirmed` lifts the confirmation requirement). The cost
+/// includes the billed paths already used this month, when the store counts them.
+pub async fn prepare(
+    config: &crate::config::Config,
+    store: job::JobStore,
+    site: &str,
+    patterns: &[String],
+    confirmed: bool,
+) -> Result<Prepared, PurgeError> {
+    if patterns.is_empty() {
+        return Err(PurgeError::NoPatterns);
+    }
+    let parsed = patterns
+        .iter()
+        .map(|input| Pattern::parse(input).map(|p| (input.clone(), p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let site = config.site(site)?;
+    let provider = crate::deploy::provider_stack(config, &site);
+    let manifest = crate::deploy::read_manifest(&provider, &config.deploy.manifest_key).await?;
+    let no_manifest = manifest.is_none();
+    let manifest = manifest.unwrap_or_default();
+    let caps = provider.capabilities();
+    let options = plan::PlanOptions {
+        max_collateral_share: config.purge.max_collateral_share,
+        confirm_share: config.purge.confirm_share,
+        confirmed,
+    };
+    let mut plan = plan::plan(&parsed, &manifest, &caps, &options);
+    let used = job::billed_this_month(&store, &provider.to_string()).await;
+    plan.cost = plan::PurgeCost::estimate(&plan.requests, &caps, used);
+    Ok(Prepared {
+        site: site.name,
+        provider,
+        plan,
+        store,
+        no_manifest,
+    })
+}
+
 /// Parses every pattern; the first bad one is the error.
 pub fn parse_all<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<Pattern>, PatternError> {
     inputs

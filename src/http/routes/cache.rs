@@ -1,12 +1,16 @@
-//! `GET /v1/cache/stats`: the cache layer's counters as JSON.
+//! `GET /v1/cache/stats`: the cache layer's counters as JSON (scope `read`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::AppState;
+use crate::keys::Scope;
 
 /// Hits, misses, hit ratio, per-operation latency, bytes before and after compression,
 /// errors, fallbacks and outages of this app's cache (see
 /// [`CacheStats`](crate::cache::CacheStats)).
-pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
+pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
+        return denied;
+    }
     HttpResponse::Ok().json(state.cache().stats())
 }

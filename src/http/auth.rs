@@ -1,0 +1,298 @@
+//! The API's gatekeeper: network allowlists, per-IP and per-key rate limits, bearer-key
+//! authentication with scopes, and blocking IPs that keep failing to authenticate.
+//!
+//! Every `/v1` handler starts with [`Guard::check`], naming the scopes that allow it. The
+//! answers are distinct so clients can act on them: 401 (no key, or not a valid one),
+//! 403 (a valid key without the scope, or from a network it may not use), 429 with
+//! `Retry-After` (over a rate limit, or blocked after repeated failures).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use serde_json::json;
+
+use super::routes::error_response;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::config::ServerConfig;
+use crate::keys::{ApiKey, KeyStore, Scope, parse_token};
+
+/// Failed authentications of one IP.
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    window_start: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// Who may call the API, and how often.
+pub struct Guard {
+    keys: KeyStore,
+    audit: AuditLog,
+    allow_ips: Vec<IpNet>,
+    ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    key_limiter: DefaultKeyedRateLimiter<String>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Keys as last read (or created here): while the key store is degraded (Redis
+    /// down, the fallback does not have them) they keep working.
+    known: Mutex<HashMap<String, ApiKey>>,
+    failures_before_block: u32,
+    failure_window: Duration,
+    block_for: Duration,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("keys", &self.keys)
+            .field("allow_ips", &self.allow_ips)
+            .finish_non_exhaustive()
+    }
+}
+
+fn quota(per_sec: u32, burst: u32) -> Quota {
+    let rate = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst.max(per_sec).max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(rate).allow_burst(burst)
+}
+
+/// A 429 with `Retry-After` (whole seconds, at least 1).
+fn too_many(code: &str, message: &str, wait: Duration) -> HttpResponse {
+    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, code, message);
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn unauthorized(code: &str, message: &str) -> HttpResponse {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, code, message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"edgeship\""),
+    );
+    response
+}
+
+/// The client address (the TCP peer; forwarded headers are not trusted).
+pub fn client_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip())
+}
+
+impl Guard {
+    /// A guard with `config`'s limits over `keys`.
+    pub fn new(config: &ServerConfig, keys: KeyStore, audit: AuditLog) -> Self {
+        Self {
+            keys,
+            audit,
+            allow_ips: config.allow_ips.clone(),
+            ip_limiter: RateLimiter::keyed(quota(config.ip_rate_per_sec, config.ip_burst)),
+            key_limiter: RateLimiter::keyed(quota(config.key_rate_per_sec, config.key_burst)),
+            failures: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            failures_before_block: config.auth_failures_before_block.max(1),
+            failure_window: Duration::from_secs(config.auth_failure_window_secs.max(1)),
+            block_for: Duration::from_secs(config.block_secs),
+        }
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Admits a request holding a key with any of `scopes`, or answers why not.
+    pub async fn check(&self, req: &HttpRequest, scopes: &[Scope]) -> Result<ApiKey, HttpResponse> {
+        let ip = client_ip(req);
+        if !self.allow_ips.is_empty() && !self.allow_ips.iter().any(|net| net.contains(&ip)) {
+            return Err(error_response(
+                StatusCode::FORBIDDEN,
+                "ip_not_allowed",
+                &format!("{ip} may not call the API (server.allow_ips)"),
+            ));
+        }
+        if let Some(wait) = self.blocked_for(ip) {
+            return Err(too_many(
+                "blocked",
+                "too many failed authentications from this address; try again later",
+                wait,
+            ));
+        }
+        if let Err(not_until) = self.ip_limiter.check_key(&ip) {
+            return Err(too_many(
+                "rate_limited",
+                "too many requests from this address",
+                not_until.wait_time_from(DefaultClock::default().now()),
+            ));
+        }
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return Err(unauthorized(
+                "unauthenticated",
+                "this route needs an API key: `Authorization: Bearer esk_…` (create one with `edgeship keys create`)",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let key = match token.and_then(parse_token) {
+            Some((id, secret)) => match self.lookup(id).await {
+                Ok(Some(key)) if key.verify(secret) => key,
+                Ok(_) => return Err(self.failed(req, ip, "unknown key or wrong secret")),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read API keys");
+                    return Err(error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "keys_unavailable",
+                        "API keys cannot be read right now; try again",
+                    ));
+                }
+            },
+            None => return Err(self.failed(req, ip, "malformed key")),
+        };
+        if let Some(reason) = key.unusable(crate::purge::job::unix_now()) {
+            return Err(self.failed(req, ip, reason));
+        }
+        if !key.allows_ip(ip) {
+            return Err(error_response(
+                StatusCode::FORBIDDEN,
+                "ip_not_allowed",
+                &format!("key `{}` may not be used from {ip}", key.name),
+            ));
+        }
+        if !scopes.iter().any(|&scope| key.grants(scope)) {
+            let has: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+            let needs: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            return Err(error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &format!(
+                    "key `{}` has scopes [{}]; this route needs one of [{}]",
+                    key.name,
+                    has.join(", "),
+                    needs.join(", ")
+                ),
+            ));
+        }
+        if let Err(not_until) = self.key_limiter.check_key(&key.id) {
+            return Err(too_many(
+                "rate_limited",
+                &format!("too many requests with key `{}`", key.name),
+                not_until.wait_time_from(DefaultClock::default().now()),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// Creates a key (and knows it from then on, even while the store is degraded).
+    pub async fn create_key(
+        &self,
+        name: &str,
+        scopes: Vec<Scope>,
+    ) -> Result<crate::keys::CreatedKey, crate::keys::KeyError> {
+        let created = self.keys.create(name, scopes, None, Vec::new()).await?;
+        self.remember(&created.key);
+        Ok(created)
+    }
+
+    fn remember(&self, key: &ApiKey) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(key.id.clone(), key.clone());
+    }
+
+    /// A key from the store; the last known copy while the store is degraded or failing.
+    async fn lookup(&self, id: &str) -> Result<Option<ApiKey>, crate::keys::KeyError> {
+        let last_known = || {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            known.get(id).cloned()
+        };
+        match self.keys.get(id).await {
+            Ok(Some(key)) => {
+                self.remember(&key);
+                Ok(Some(key))
+            }
+            Ok(None) if self.keys.is_degraded() => Ok(last_known()),
+            Ok(None) => {
+                let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                known.remove(id);
+                Ok(None)
+            }
+            Err(err) => last_known().map(Some).ok_or(err),
+        }
+    }
+
+    fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let until = failures.get(&ip)?.blocked_until?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Counts a failed authentication; blocks the IP at the threshold.
+    fn failed(&self, req: &HttpRequest, ip: IpAddr, reason: &str) -> HttpResponse {
+        let now = Instant::now();
+        let blocked = {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = failures.entry(ip).or_insert(Failures {
+                count: 0,
+                window_start: now,
+                blocked_until: None,
+            });
+            if now.duration_since(entry.window_start) > self.failure_window {
+                entry.count = 0;
+                entry.window_start = now;
+                entry.blocked_until = None;
+            }
+            entry.count += 1;
+            let block = entry.count >= self.failures_before_block && entry.blocked_until.is_none();
+            if block {
+                entry.blocked_until = Some(now + self.block_for);
+            }
+            block
+        };
+        tracing::warn!(%ip, path = req.path(), reason, "authentication failed");
+        if blocked {
+            self.audit.record(&AuditEvent {
+                ip: Some(ip.to_string()),
+                ..crate::audit::event(
+                    "auth.blocked",
+                    "anonymous",
+                    json!({
+                        "failures": self.failures_before_block,
+                        "blocked_secs": self.block_for.as_secs(),
+                    }),
+                )
+            });
+        }
+        unauthorized(
+            "invalid_key",
+            &format!("the API key is not valid: {reason}"),
+        )
+    }
+
+    /// Records an audit event for an API action by `key`.
+    pub fn audit(
+        &self,
+        req: &HttpRequest,
+        key: &ApiKey,
+        event: &str,
+        site: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let actor = format!("key:{}", key.id);
+        self.audit.record(&AuditEvent {
+            ip: Some(client_ip(req).to_string()),
+            site,
+            ..crate::audit::event(event, &actor, detail)
+        });
+    }
+}

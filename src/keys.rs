@@ -1,0 +1,447 @@
+//! API keys: creation, hashed storage, scopes, expiry and revocation.
+//!
+//! A key looks like `esk_<id>_<secret>`: the id (12 hex digits) finds the record, the
+//! secret (64 hex digits, 256 random bits) proves possession. Only the blake3 hash of the
+//! secret is stored, and it is compared in constant time. Several keys can be active at
+//! once, so rotating is: create the new key, switch clients, revoke the old one.
+//!
+//! Keys live in the cache layer when Redis is configured (shared by every replica), in
+//! `<data_dir>/keys.json` otherwise (written atomically; the service rereads it when it
+//! changes, so `edgeship keys create` works while the service runs).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Cache, CacheError};
+use crate::config::Config;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Upload deploys and read their status.
+    Deploy,
+    /// Purge and read purge status.
+    Purge,
+    /// Read analytics, assets, job status and cache stats.
+    Read,
+    /// Everything, including key management.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, for messages.
+    pub const ALL: [Self; 4] = [Self::Deploy, Self::Purge, Self::Read, Self::Admin];
+
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Purge => "purge",
+            Self::Read => "read",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| format!("unknown scope `{s}` (scopes: deploy, purge, read, admin)"))
+    }
+}
+
+/// A stored key: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The public id (`esk_<id>_…`).
+    pub id: String,
+    /// A name for people (`ci`, `purge-bot`).
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Unix seconds of creation.
+    pub created_at: u64,
+    /// Unix seconds after which it stops working.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    /// Unix seconds of revocation.
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+    /// Networks it may be used from (empty: anywhere the service allows).
+    #[serde(default)]
+    pub allow_ips: Vec<IpNet>,
+    /// blake3 of the secret, hex.
+    pub secret_hash: String,
+}
+
+impl ApiKey {
+    /// Whether the key grants `needed` (admin grants everything).
+    pub fn grants(&self, needed: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|&scope| scope == needed || scope == Scope::Admin)
+    }
+
+    /// Why the key cannot be used now, if it cannot.
+    pub fn unusable(&self, now: u64) -> Option<&'static str> {
+        if self.revoked_at.is_some() {
+            Some("the key was revoked")
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            Some("the key has expired")
+        } else {
+            None
+        }
+    }
+
+    /// Whether the key may be used from `ip`.
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        self.allow_ips.is_empty() || self.allow_ips.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether the secret is this key's, in constant time.
+    pub fn verify(&self, secret: &str) -> bool {
+        let Ok(stored) = blake3::Hash::from_hex(&self.secret_hash) else {
+            return false;
+        };
+        // blake3::Hash's equality is constant-time.
+        stored == blake3::hash(secret.as_bytes())
+    }
+}
+
+/// A key as typed into a header, split into its id and secret; `None` if malformed.
+pub fn parse_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix("esk_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(id, 12) && hex(secret, 64)).then_some((id, secret))
+}
+
+/// Errors of key management.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The cache layer failed.
+    #[error("API keys: {0}")]
+    Cache(#[from] CacheError),
+    /// The key file could not be read or written.
+    #[error("API key file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// No randomness from the operating system.
+    #[error("cannot generate a key: {0}")]
+    Random(String),
+    /// No key with this id.
+    #[error("no API key `{0}`")]
+    NotFound(String),
+}
+
+/// A new key and its token (shown once, never stored).
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    /// The stored record.
+    pub key: ApiKey,
+    /// The full token for the `Authorization: Bearer` header.
+    pub token: String,
+}
+
+fn random_hex(bytes: usize) -> Result<String, KeyError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Where keys are kept.
+#[derive(Debug)]
+pub enum KeyStore {
+    /// The cache layer (Redis when configured).
+    Cache(Cache),
+    /// A JSON file, reread when it changes.
+    File {
+        /// `<data_dir>/keys.json`.
+        path: PathBuf,
+        /// The last read: the file's modification time and its keys.
+        snapshot: Mutex<Option<(SystemTime, BTreeMap<String, ApiKey>)>>,
+    },
+}
+
+const INDEX: &str = "apikeys";
+
+impl KeyStore {
+    /// The store `config` implies: the cache layer when Redis is configured, the key
+    /// file under the data directory otherwise.
+    pub fn for_config(config: &Config, cache: Option<&Cache>) -> Result<Self, KeyError> {
+        Ok(if config.cache.redis_url.is_some() {
+            match cache {
+                Some(cache) => Self::Cache(cache.clone()),
+                None => Self::Cache(Cache::from_config(&config.cache)?),
+            }
+        } else {
+            Self::file(config.data_dir.join("keys.json"))
+        })
+    }
+
+    /// A store in the JSON file at `path`.
+    pub fn file(path: PathBuf) -> Self {
+        Self::File {
+            path,
+            snapshot: Mutex::new(None),
+        }
+    }
+
+    /// Creates a key.
+    pub async fn create(
+        &self,
+        name: &str,
+        scopes: Vec<Scope>,
+        expires_at: Option<u64>,
+        allow_ips: Vec<IpNet>,
+    ) -> Result<CreatedKey, KeyError> {
+        let id = random_hex(6)?;
+        let secret = random_hex(32)?;
+        let key = ApiKey {
+            id: id.clone(),
+            name: name.to_string(),
+            scopes,
+            created_at: crate::purge::job::unix_now(),
+            expires_at,
+            revoked_at: None,
+            allow_ips,
+            secret_hash: blake3::hash(secret.as_bytes()).to_hex().to_string(),
+        };
+        self.put(&key).await?;
+        Ok(CreatedKey {
+            token: format!("esk_{id}_{secret}"),
+            key,
+        })
+    }
+
+    /// Revokes a key (it stays listed, marked revoked).
+    pub async fn revoke(&self, id: &str) -> Result<ApiKey, KeyError> {
+        let mut key = self
+            .get(id)
+            .await?
+            .ok_or_else(|| KeyError::NotFound(id.to_string()))?;
+        if key.revoked_at.is_none() {
+            key.revoked_at = Some(crate::purge::job::unix_now());
+            self.put(&key).await?;
+        }
+        Ok(key)
+    }
+
+    /// One key by id.
+    pub async fn get(&self, id: &str) -> Result<Option<ApiKey>, KeyError> {
+        match self {
+            Self::Cache(cache) => Ok(cache
+                .get(&cache.keys().global().key(&format!("apikey:{id}")))
+                .await?),
+            Self::File { .. } => Ok(self.read_file()?.remove(id)),
+        }
+    }
+
+    /// Every key, oldest first.
+    pub async fn list(&self) -> Result<Vec<ApiKey>, KeyError> {
+        let mut keys = match self {
+            Self::Cache(cache) => {
+                let global = cache.keys().global();
+                let ids = cache
+                    .sorted_range_by_score(&global.key(INDEX), f64::MIN, f64::MAX, 100_000)
+                    .await?;
+                let lookups: Vec<_> = ids
+                    .iter()
+                    .map(|(id, _)| global.key(&format!("apikey:{id}")))
+                    .collect();
+                cache
+                    .get_many::<ApiKey>(&lookups)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+            Self::File { .. } => self.read_file()?.into_values().collect::<Vec<_>>(),
+        };
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    /// Whether the store is answering from a fallback (Redis unreachable), so a missing
+    /// key may only be missing from the fallback.
+    pub fn is_degraded(&self) -> bool {
+        match self {
+            Self::Cache(cache) => cache.metrics().is_degraded(),
+            Self::File { .. } => false,
+        }
+    }
+
+    /// Whether any key is usable now (the service creates an admin key when none is).
+    pub async fn has_usable_key(&self) -> Result<bool, KeyError> {
+        let now = crate::purge::job::unix_now();
+        Ok(self.list().await?.iter().any(|k| k.unusable(now).is_none()))
+    }
+
+    async fn put(&self, key: &ApiKey) -> Result<(), KeyError> {
+        match self {
+            Self::Cache(cache) => {
+                let global = cache.keys().global();
+                cache
+                    .set(&global.key(&format!("apikey:{}", key.id)), key, None)
+                    .await?;
+                cache
+                    .sorted_add(&global.key(INDEX), &key.id, key.created_at as f64)
+                    .await?;
+                Ok(())
+            }
+            Self::File { path, .. } => {
+                let mut keys = self.read_file()?;
+                keys.insert(key.id.clone(), key.clone());
+                write_file(path, &keys)
+            }
+        }
+    }
+
+    /// The key file's contents, reread only when its modification time changed.
+    fn read_file(&self) -> Result<BTreeMap<String, ApiKey>, KeyError> {
+        let Self::File { path, snapshot } = self else {
+            return Ok(BTreeMap::new());
+        };
+        let error = |message: String| KeyError::File {
+            path: path.clone(),
+            message,
+        };
+        let modified = match std::fs::metadata(path) {
+            Ok(meta) => meta.modified().map_err(|e| error(e.to_string()))?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(err) => return Err(error(err.to_string())),
+        };
+        let mut snapshot = snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, keys)) = snapshot.as_ref()
+            && *seen == modified
+        {
+            return Ok(keys.clone());
+        }
+        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        let keys: BTreeMap<String, ApiKey> =
+            serde_json::from_slice(&bytes).map_err(|e| error(format!("unreadable: {e}")))?;
+        *snapshot = Some((modified, keys.clone()));
+        Ok(keys)
+    }
+}
+
+fn write_file(path: &std::path::Path, keys: &BTreeMap<String, ApiKey>) -> Result<(), KeyError> {
+    let error = |message: String| KeyError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| error(e.to_string()))?;
+    }
+    let json = serde_json::to_vec_pretty(keys).map_err(|e| error(e.to_string()))?;
+    let temp = path.with_extension("json.tmp");
+    write_private(&temp, &json).map_err(|e| error(e.to_string()))?;
+    std::fs::rename(&temp, path).map_err(|e| error(e.to_string()))
+}
+
+/// Writes a file only its owner can read (it holds key hashes).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_are_created_verified_expired_and_revoked_in_the_file_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::file(dir.path().join("keys.json"));
+        let created = store
+            .create("ci", vec![Scope::Deploy], None, vec![])
+            .await
+            .unwrap();
+        let (id, secret) = parse_token(&created.token).unwrap();
+        let stored = store.get(id).await.unwrap().unwrap();
+        assert!(stored.verify(secret));
+        assert!(!stored.verify(&"0".repeat(64)));
+        assert!(
+            !std::fs::read_to_string(dir.path().join("keys.json"))
+                .unwrap()
+                .contains(secret),
+            "the secret is never stored"
+        );
+        assert!(stored.grants(Scope::Deploy) && !stored.grants(Scope::Purge));
+        assert_eq!(stored.unusable(stored.created_at), None);
+        let expiring = ApiKey {
+            expires_at: Some(10),
+            ..stored.clone()
+        };
+        assert_eq!(expiring.unusable(11), Some("the key has expired"));
+        let revoked = store.revoke(id).await.unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert_eq!(store.list().await.unwrap().len(), 1);
+        assert!(!store.has_usable_key().await.unwrap());
+        assert!(matches!(
+            store.revoke("000000000000").await,
+            Err(KeyError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn tokens_are_parsed_strictly_and_ips_checked_against_networks() {
+        let token = format!("esk_{}_{}", "a1".repeat(6), "0f".repeat(32));
+        assert!(parse_token(&token).is_some());
+        for bad in [
+            "",
+            "esk_",
+            "Bearer x",
+            &token[..token.len() - 1],
+            &token.replace("esk_", "sk_"),
+        ] {
+            assert!(parse_token(bad).is_none(), "{bad}");
+        }
+        let key = ApiKey {
+            id: "a".into(),
+            name: "n".into(),
+            scopes: vec![Scope::Admin],
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            allow_ips: vec!["10.0.0.0/8".parse().unwrap()],
+            secret_hash: String::new(),
+        };
+        assert!(key.allows_ip("10.1.2.3".parse().unwrap()));
+        assert!(!key.allows_ip("192.168.0.1".parse().unwrap()));
+        assert!(key.grants(Scope::Purge), "admin grants everything");
+        assert_eq!("purge".parse::<Scope>(), Ok(Scope::Purge));
+        assert!(
+            "root"
+                .parse::<Scope>()
+                .unwrap_err()
+                .contains("unknown scope")
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! The `/v1` API against the running app on a random port: keys, scopes, rate limits,
+//! IP blocking, body limits, JSON errors, security headers, request ids, and purges.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::fixture;
+use common::http::TestApp;
+use edgeship::deploy::{DeployOptions, Deployer};
+use edgeship::keys::Scope;
+use edgeship::pipeline::build::NoProgress;
+use serde_json::json;
+
+/// An app whose default (local) site holds the deployed fixtures.
+async fn deployed(configure: impl FnOnce(&mut edgeship::config::Config)) -> TestApp {
+    let app = TestApp::spawn_with(configure).await;
+    let options = DeployOptions {
+        input: fixture("site"),
+        dry_run: false,
+        delete: false,
+        max_deletes: 256,
+        concurrency: 8,
+    };
+    Deployer::new(&app.config, "default")
+        .unwrap()
+        .run(&options, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    app
+}
+
+async fn key(app: &TestApp, scopes: Vec<Scope>) -> String {
+    app.state
+        .guard()
+        .keys()
+        .create("test", scopes, None, vec![])
+        .await
+        .unwrap()
+        .token
+}
+
+#[tokio::test]
+async fn no_key_is_401_wrong_scope_403_bad_key_401_and_the_right_scope_passes() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let none = app.call("GET", "/v1/cache/stats", &[], b"").await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.code(), "unauthenticated");
+    assert!(
+        none.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+
+    let deploy_only = key(&app, vec![Scope::Deploy]).await;
+    let auth = format!("Bearer {deploy_only}");
+    let wrong = app
+        .call("GET", "/v1/cache/stats", &[("authorization", &auth)], b"")
+        .await;
+    assert_eq!(wrong.status, 403);
+    assert!(
+        wrong.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has scopes [deploy]; this route needs one of [read]")
+    );
+
+    let forged = format!("Bearer {}0", &deploy_only[..deploy_only.len() - 1]);
+    let bad = app
+        .call("GET", "/v1/cache/stats", &[("authorization", &forged)], b"")
+        .await;
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.code(), "invalid_key");
+
+    let reader = key(&app, vec![Scope::Read]).await;
+    let ok = app
+        .call(
+            "GET",
+            "/v1/cache/stats",
+            &[("authorization", &format!("Bearer {reader}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+
+    // A revoked key stops working at once.
+    let (id, _) = edgeship::keys::parse_token(&reader).unwrap();
+    app.state.guard().keys().revoke(id).await.unwrap();
+    let revoked = app
+        .call(
+            "GET",
+            "/v1/cache/stats",
+            &[("authorization", &format!("Bearer {reader}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(revoked.status, 401);
+    assert!(
+        revoked.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+}
+
+#[tokio::test]
+async fn over_the_key_rate_is_429_with_retry_after() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.key_rate_per_sec = 1;
+        c.server.key_burst = 2;
+    })
+    .await;
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.push(app.admin("GET", "/v1/cache/stats", None).await.status);
+        }
+        out
+    };
+    assert_eq!(&statuses[..2], [200, 200], "the burst passes");
+    assert_eq!(statuses[3], 429);
+    let limited = app.admin("GET", "/v1/cache/stats", None).await;
+    assert_eq!(limited.code(), "rate_limited");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "retry after {retry}");
+}
+
+#[tokio::test]
+async fn repeated_auth_failures_block_the_ip_and_write_an_audit_event() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.auth_failures_before_block = 3;
+        c.server.block_secs = 60;
+    })
+    .await;
+    for _ in 0..3 {
+        let r = app
+            .call(
+                "GET",
+                "/v1/cache/stats",
+                &[("authorization", "Bearer nope")],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    // Blocked now, even with a valid key.
+    let blocked = app.admin("GET", "/v1/cache/stats", None).await;
+    assert_eq!(blocked.status, 429);
+    assert_eq!(blocked.code(), "blocked");
+    assert!(
+        blocked
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 50
+    );
+    let audit = std::fs::read_to_string(app.data.path().join("audit.log")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "auth.blocked" && l["ip"] == "127.0.0.1"),
+        "{audit}"
+    );
+    assert!(
+        lines.iter().any(|l| l["event"] == "key.create"),
+        "the first admin key is audited"
+    );
+}
+
+#[tokio::test]
+async fn bodies_are_capped_and_bad_json_and_unknown_routes_get_json_errors() {
+    let app = deployed(|c| c.server.max_json_bytes = 1024).await;
+    let auth = format!("Bearer {}", app.admin);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let big = format!("{{\"patterns\":[\"/{}\"]}}", "a".repeat(4096));
+    let r = app
+        .call("POST", "/v1/sites/default/purges", &headers, big.as_bytes())
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.code(), "body_too_large");
+
+    let r = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &headers,
+            b"{\"patterns\": [",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "bad_json");
+    let r = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &headers,
+            b"{\"patterns\": [], \"nope\": 1}",
+        )
+        .await;
+    assert_eq!(r.status, 400, "unknown fields are refused");
+
+    let r = app
+        .admin(
+            "POST",
+            "/v1/sites/nope/purges",
+            Some(&json!({"patterns": ["/a"]})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.code(), "unknown_site");
+
+    let r = app.admin("GET", "/v1/nothing/here", None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.code(), "not_found");
+}
+
+#[tokio::test]
+async fn every_response_has_security_headers_and_a_request_id() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    for path in ["/healthz", "/v1/cache/stats", "/index.html"] {
+        let r = app
+            .call("GET", path, &[("x-request-id", "abc-123")], b"")
+            .await;
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(r.header("x-request-id"), Some("abc-123"), "{path}");
+    }
+    let r = app.call("GET", "/healthz", &[], b"").await;
+    assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    let api = app.admin("GET", "/v1/cache/stats", None).await;
+    assert_eq!(api.header("cache-control"), Some("no-store"));
+    assert!(
+        api.header("access-control-allow-origin").is_none(),
+        "CORS is off by default"
+    );
+}
+
+#[tokio::test]
+async fn purges_over_http_use_the_engine_and_their_jobs_are_readable() {
+    let app = deployed(|_| {}).await;
+    let purger = key(&app, vec![Scope::Purge]).await;
+    let auth = format!("Bearer {purger}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+
+    let dry = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &headers,
+            json!({"patterns": ["/assets/**/*.css"], "dry_run": true})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(dry.status, 200, "{}", String::from_utf8_lossy(&dry.body));
+    assert_eq!(
+        dry.json()["matched"],
+        json!(["assets/print.css", "assets/styles.5b6c7d8e.css"])
+    );
+    assert_eq!(dry.json()["cost"]["requests"], 1);
+
+    let bad = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &headers,
+            json!({"patterns": ["/assets/[ab.js"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.code(), "bad_pattern");
+    assert_eq!(bad.json()["error"]["position"], 8);
+
+    let everything = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &headers,
+            json!({"patterns": ["/*"]}).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(everything.status, 409);
+    assert_eq!(everything.code(), "confirmation_required");
+
+    let started = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &headers,
+            json!({"patterns": ["/index.html", "/blog/"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        started.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&started.body)
+    );
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        started.header("location"),
+        Some(format!("/v1/purges/{id}").as_str())
+    );
+    let mut job = serde_json::Value::Null;
+    for _ in 0..50 {
+        job = app
+            .call(
+                "GET",
+                &format!("/v1/purges/{id}"),
+                &[("authorization", &auth)],
+                b"",
+            )
+            .await
+            .json();
+        if job["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["source"], "api");
+    assert_eq!(job["batches"][0]["request"]["reference"], format!("{id}-1"));
+
+    let waited = app
+        .admin(
+            "POST",
+            "/v1/sites/default/purges",
+            Some(&json!({"patterns": ["/about/"], "wait": true})),
+        )
+        .await;
+    assert_eq!(waited.status, 200);
+    assert_eq!(waited.json()["status"], "done");
+
+    let missing = app.admin("GET", "/v1/purges/p0000000000000000", None).await;
+    assert_eq!(missing.status, 404);
+    let bad_id = app.admin("GET", "/v1/purges/..%2Fx", None).await;
+    assert_eq!(bad_id.status, 400);
+
+    let audit = std::fs::read_to_string(app.data.path().join("audit.log")).unwrap();
+    assert!(
+        audit.contains("\"event\":\"purge.start\"") && audit.contains(&id),
+        "{audit}"
+    );
+}
