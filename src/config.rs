@@ -152,6 +152,10 @@ pub struct ServerConfig {
     pub max_json_bytes: usize,
     /// Largest deploy upload (a tar archive), in bytes.
     pub max_upload_bytes: u64,
+    /// Most files in a deploy upload.
+    pub max_upload_files: u64,
+    /// An upload may expand to at most this many times its size when extracted.
+    pub max_expansion_ratio: u64,
     /// API requests per second per key, sustained.
     pub key_rate_per_sec: u32,
     /// API requests per key allowed in a burst above the rate.
@@ -181,6 +185,8 @@ impl Default for ServerConfig {
             origin_site: DEFAULT_SITE.into(),
             max_json_bytes: 1024 * 1024,
             max_upload_bytes: 1024 * 1024 * 1024,
+            max_upload_files: 100_000,
+            max_expansion_ratio: 100,
             key_rate_per_sec: 20,
             key_burst: 40,
             ip_rate_per_sec: 50,

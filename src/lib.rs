@@ -21,6 +21,7 @@
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
+pub mod archive;
 pub mod audit;
 pub mod cache;
 pub mod cli;

@@ -362,3 +362,143 @@ async fn purges_over_http_use_the_engine_and_their_jobs_are_readable() {
         "{audit}"
     );
 }
+
+fn tar_gz_of(dir: &std::path::Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn hostile_tar(path: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_cksum();
+    builder.append(&header, &b"evil"[..]).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn a_tar_gz_upload_deploys_the_site_in_the_background_and_reports_progress() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let deployer = key(&app, vec![Scope::Deploy]).await;
+    let auth = format!("Bearer {deployer}");
+    let body = tar_gz_of(&fixture("site"));
+    let started = app
+        .call(
+            "POST",
+            "/v1/sites/default/deploys",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/gzip"),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(
+        started.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&started.body)
+    );
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    assert!(started.json()["files"].as_u64().unwrap() >= 15);
+    let mut job = serde_json::Value::Null;
+    for _ in 0..200 {
+        job = app
+            .call(
+                "GET",
+                &format!("/v1/deploys/{id}"),
+                &[("authorization", &auth)],
+                b"",
+            )
+            .await
+            .json();
+        if job["status"] != "queued" && job["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "done", "{job}");
+    assert!(job["report"]["uploaded"].as_u64().unwrap() > 15, "{job}");
+    let root = app.config.site("default").unwrap().root;
+    assert!(root.join("index.html").is_file() && root.join("index.html.br").is_file());
+    let page = app.call("GET", "/blog/", &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        !app.data.path().join("uploads").join(&id).exists(),
+        "the upload and its extraction are removed"
+    );
+    let audit = std::fs::read_to_string(app.data.path().join("audit.log")).unwrap();
+    assert!(audit.contains("\"event\":\"deploy.start\"") && audit.contains(&id));
+}
+
+#[tokio::test]
+async fn hostile_or_oversized_uploads_are_refused_and_write_nothing_outside() {
+    let app = TestApp::spawn_with(|c| c.server.max_upload_bytes = 64 * 1024).await;
+    let auth = format!("Bearer {}", app.admin);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/x-tar"),
+    ];
+    for path in ["../evil", "/tmp/evil-edgeship-test"] {
+        let r = app
+            .call(
+                "POST",
+                "/v1/sites/default/deploys",
+                &headers,
+                &hostile_tar(path),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.code(), "bad_archive");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("refused"),
+            "{path}"
+        );
+    }
+    assert!(!app.data.path().join("uploads/evil").exists());
+    assert!(!std::path::Path::new("/tmp/evil-edgeship-test").exists());
+    let uploads: Vec<_> = std::fs::read_dir(app.data.path().join("uploads"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(uploads.is_empty(), "refused uploads leave nothing behind");
+
+    let big = vec![0u8; 128 * 1024];
+    let r = app
+        .call("POST", "/v1/sites/default/deploys", &headers, &big)
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.code(), "body_too_large");
+    let r = app
+        .call("POST", "/v1/sites/default/deploys", &headers, b"")
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "empty_body");
+    let r = app
+        .call("POST", "/v1/sites/elsewhere/deploys", &headers, b"x")
+        .await;
+    assert_eq!(r.status, 404);
+
+    let purger = key(&app, vec![Scope::Purge]).await;
+    let r = app
+        .call(
+            "POST",
+            "/v1/sites/default/deploys",
+            &[("authorization", &format!("Bearer {purger}"))],
+            &hostile_tar("ok.txt"),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a purge key cannot deploy");
+    let r = app
+        .admin("GET", "/v1/deploys/d0000000000000000", None)
+        .await;
+    assert_eq!(r.status, 404);
+}

@@ -73,7 +73,7 @@ fn a_dry_run_of_the_fixtures_prints_matched_paths_requests_and_cost() {
     assert_eq!(plan["requests"].as_array().unwrap().len(), 1);
     assert_eq!(plan["cost"]["items"], 2);
     assert!(
-        !sandbox.path("data/purges").exists(),
+        !sandbox.path("data/jobs").exists(),
         "a dry run records no job"
     );
 }
@@ -142,7 +142,7 @@ fn purge_jobs_live_in_redis_and_survive_the_process() {
     let job: Value = serde_json::from_slice(&output.stdout).unwrap();
     let id = job["id"].as_str().unwrap();
     assert!(
-        !sandbox.path(&format!("data/purges/{id}.json")).exists(),
+        !sandbox.path(&format!("data/jobs/{id}.json")).exists(),
         "with Redis, jobs are not files"
     );
     // Another process (a restarted service, another machine) reads the same job.

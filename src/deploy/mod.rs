@@ -16,6 +16,7 @@
 //! with one error. One deploy per site at a time ([`lock::SiteLock`]).
 
 pub mod adaptive;
+pub mod job;
 pub mod lock;
 pub mod plan;
 
@@ -794,7 +795,7 @@ impl Deployer {
             Ok(store) => store,
             Err(err) => {
                 tracing::warn!(error = %err, "purge job not recorded");
-                JobStore::Dir(std::env::temp_dir().join("edgeship-purges"))
+                JobStore::Dir(std::env::temp_dir().join("edgeship-jobs"))
             }
         };
         let options = crate::purge::job::RunOptions::from_config(&self.config.purge, false);

@@ -161,6 +161,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(routes::purge::create),
                 )
                 .route("/purges/{id}", web::get().to(routes::purge::status))
+                .route(
+                    "/sites/{site}/deploys",
+                    web::post().to(routes::deploy::create),
+                )
+                .route("/deploys/{id}", web::get().to(routes::deploy::status))
                 .default_service(web::route().to(routes::not_found)),
         )
         .default_service(web::route().to(routes::origin::serve_file));

@@ -88,8 +88,13 @@ pub struct PurgeJob {
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// A new job id: time-ordered and unique across processes (`p` + 16 hex digits).
+/// A new purge job id: time-ordered and unique across processes (`p` + 16 hex digits).
 pub fn new_job_id() -> String {
+    new_id('p')
+}
+
+/// A new id starting with `kind` (`p` purge, `d` deploy), then 16 hex digits.
+pub fn new_id(kind: char) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -100,7 +105,7 @@ pub fn new_job_id() -> String {
     hasher.update(&SEQUENCE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     let random = hasher.finalize();
     let secs = (nanos / 1_000_000_000) as u64;
-    format!("p{secs:x}{}", &random.to_hex()[..8])
+    format!("{kind}{secs:x}{}", &random.to_hex()[..8])
 }
 
 /// Whether `id` looks like a job id (so it is safe as a file name and a key).
@@ -221,12 +226,12 @@ pub enum JobStore {
 
 impl JobStore {
     /// The store `config` implies: the cache layer when Redis is configured, job files
-    /// under `<data_dir>/purges` otherwise.
+    /// under `<data_dir>/jobs` otherwise.
     pub fn for_config(config: &crate::config::Config) -> Result<Self, JobError> {
         Ok(if config.cache.redis_url.is_some() {
             Self::Cache(Cache::from_config(&config.cache)?)
         } else {
-            Self::Dir(config.data_dir.join("purges"))
+            Self::Dir(config.data_dir.join("jobs"))
         })
     }
 
@@ -235,29 +240,48 @@ impl JobStore {
         if config.cache.redis_url.is_some() {
             Self::Cache(cache.clone())
         } else {
-            Self::Dir(config.data_dir.join("purges"))
+            Self::Dir(config.data_dir.join("jobs"))
         }
     }
 
-    /// Saves a job (replacing its earlier state).
+    /// Saves a purge job (replacing its earlier state).
     pub async fn save(&self, job: &PurgeJob) -> Result<(), JobError> {
+        self.save_value(&job.id, job, job.status == JobStatus::Pending)
+            .await
+    }
+
+    /// Loads a purge job; `None` when there is no such job (or it expired).
+    pub async fn load(&self, id: &str) -> Result<Option<PurgeJob>, JobError> {
+        self.load_value(id).await
+    }
+
+    /// Saves the state of any job under `id`; `new` prunes expired job files first.
+    pub async fn save_value<T: Serialize>(
+        &self,
+        id: &str,
+        job: &T,
+        new: bool,
+    ) -> Result<(), JobError> {
+        if !valid_job_id(id) {
+            return Err(JobError::BadId(id.to_string()));
+        }
         match self {
             Self::Cache(cache) => {
-                let key = cache.keys().global().job(&job.id);
+                let key = cache.keys().global().job(id);
                 cache.set(&key, job, Some(JOB_TTL)).await?;
             }
             Self::Dir(dir) => {
-                let path = dir.join(format!("{}.json", job.id));
+                let path = dir.join(format!("{id}.json"));
                 let io = |source| JobError::Io {
                     path: path.clone(),
                     source,
                 };
                 tokio::fs::create_dir_all(dir).await.map_err(io)?;
-                if job.status == JobStatus::Pending {
+                if new {
                     prune_expired(dir).await;
                 }
                 let json = serde_json::to_vec_pretty(job).map_err(|e| io(e.into()))?;
-                let temp = dir.join(format!(".{}.json.tmp", job.id));
+                let temp = dir.join(format!(".{id}.json.tmp"));
                 tokio::fs::write(&temp, json).await.map_err(io)?;
                 tokio::fs::rename(&temp, &path).await.map_err(io)?;
             }
@@ -265,8 +289,11 @@ impl JobStore {
         Ok(())
     }
 
-    /// Loads a job; `None` when there is no such job (or it expired).
-    pub async fn load(&self, id: &str) -> Result<Option<PurgeJob>, JobError> {
+    /// Loads the state of any job; `None` when there is no such job (or it expired).
+    pub async fn load_value<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<Option<T>, JobError> {
         if !valid_job_id(id) {
             return Err(JobError::BadId(id.to_string()));
         }

@@ -1,6 +1,7 @@
 //! Route handlers, one module per concern.
 
 pub mod cache;
+pub mod deploy;
 pub mod health;
 pub mod metrics;
 pub mod origin;

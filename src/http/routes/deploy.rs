@@ -1,0 +1,284 @@
+//! `POST /v1/sites/{site}/deploys` (a tar, tar.gz or tar.zst body) and
+//! `GET /v1/deploys/{id}`.
+//!
+//! The body is streamed to a file under `<data_dir>/uploads` (never held in memory) and
+//! capped at `server.max_upload_bytes`; the archive is extracted safely (see
+//! [`crate::archive`]) before the answer, so a bad archive is a 400 and changes nothing;
+//! then the deploy engine runs in the background and the answer is 202 with the job.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::error_response;
+use crate::archive::{self, Limits};
+use crate::deploy::job::{DeployJob, DeployStatus, JobProgress};
+use crate::deploy::{DeployOptions, Deployer};
+use crate::http::AppState;
+use crate::keys::Scope;
+
+/// Query options of a deploy upload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployQuery {
+    /// Plan only: the report says what would be uploaded.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Delete files the site has that the upload does not (refused above `deploy.max_deletes`).
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// Removes a directory tree when dropped (uploads and extractions are temporary).
+struct TempTree(std::path::PathBuf);
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Accepts an upload and starts its deploy.
+pub async fn create(
+    req: HttpRequest,
+    site: web::Path<String>,
+    query: web::Query<DeployQuery>,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let key = match state.guard().check(&req, &[Scope::Deploy]).await {
+        Ok(key) => key,
+        Err(denied) => return denied,
+    };
+    let config = state.config();
+    if let Err(err) = config.site(&site) {
+        return error_response(StatusCode::NOT_FOUND, "unknown_site", &err.to_string());
+    }
+    let limit = config.server.max_upload_bytes;
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!("uploads are limited to {limit} bytes (server.max_upload_bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return too_large();
+    }
+    let mut job = DeployJob::new(&site, query.dry_run, query.delete, 0, 0);
+    let work = TempTree(config.data_dir.join("uploads").join(&job.id));
+    let upload = work.0.join("upload");
+    let target = work.0.join("site");
+    if let Err(err) = tokio::fs::create_dir_all(&target).await {
+        tracing::error!(error = %err, "cannot create the upload directory");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "cannot store the upload",
+        );
+    }
+    // Stream the body to disk, counting.
+    let mut file = match tokio::fs::File::create(&upload).await {
+        Ok(file) => file,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot store the upload");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "cannot store the upload",
+            );
+        }
+    };
+    let mut received: u64 = 0;
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    &format!("reading the upload: {err}"),
+                );
+            }
+        };
+        received += chunk.len() as u64;
+        if received > limit {
+            return too_large();
+        }
+        if let Err(err) = file.write_all(&chunk).await {
+            tracing::error!(error = %err, "cannot store the upload");
+            return error_response(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage",
+                "cannot store the upload",
+            );
+        }
+    }
+    if received == 0 {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "send the site as a tar, tar.gz or tar.zst body",
+        );
+    }
+    if let Err(err) = file.flush().await {
+        tracing::error!(error = %err, "cannot store the upload");
+        return error_response(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage",
+            "cannot store the upload",
+        );
+    }
+    drop(file);
+    let limits = Limits {
+        max_files: config.server.max_upload_files,
+        max_bytes: limit.saturating_mul(config.server.max_expansion_ratio.max(1)),
+        max_ratio: config.server.max_expansion_ratio,
+    };
+    let (from, into) = (upload.clone(), target.clone());
+    let extracted =
+        tokio::task::spawn_blocking(move || archive::extract(&from, &into, &limits)).await;
+    let extracted = match extracted {
+        Ok(Ok(extracted)) => extracted,
+        Ok(Err(err)) => {
+            return error_response(StatusCode::BAD_REQUEST, "bad_archive", &err.to_string());
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "extraction task failed");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "extraction failed",
+            );
+        }
+    };
+    let _ = tokio::fs::remove_file(&upload).await;
+    job.files = extracted.files;
+    job.bytes = extracted.bytes;
+    let store = state.job_store().clone();
+    if let Err(err) = store.save_value(&job.id, &job, true).await {
+        tracing::error!(error = %err, "cannot record the deploy job");
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "jobs_unavailable",
+            "the deploy job cannot be recorded right now; nothing was deployed",
+        );
+    }
+    state.guard().audit(
+        &req,
+        &key,
+        "deploy.start",
+        Some(&site),
+        json!({ "job": job.id, "files": job.files, "bytes": job.bytes, "dry_run": job.dry_run, "delete": job.delete }),
+    );
+    let accepted = HttpResponse::Accepted()
+        .insert_header(("Location", format!("/v1/deploys/{}", job.id)))
+        .json(&job);
+    let options = DeployOptions {
+        input: target,
+        dry_run: query.dry_run,
+        delete: query.delete,
+        max_deletes: config.deploy.max_deletes,
+        concurrency: config.deploy.concurrency.max(1),
+    };
+    let config = config.clone();
+    let progress = JobProgress(Arc::new(Mutex::new(job)));
+    state.jobs().spawn(async move {
+        let _work = work;
+        run(config, options, progress, store).await;
+    });
+    accepted
+}
+
+/// Runs the deploy, saving the job's progress every second and its end state.
+async fn run(
+    config: crate::config::Config,
+    options: DeployOptions,
+    progress: JobProgress,
+    store: crate::purge::job::JobStore,
+) {
+    let site = progress.snapshot().site;
+    progress.0.lock().unwrap_or_else(|p| p.into_inner()).status = DeployStatus::Running;
+    let saver = {
+        let (progress, store) = (progress.clone(), store.clone());
+        tokio::spawn(async move {
+            loop {
+                let job = progress.snapshot();
+                if let Err(err) = store.save_value(&job.id, &job, false).await {
+                    tracing::warn!(error = %err, "cannot save deploy progress");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let result = match Deployer::new(&config, &site) {
+        Ok(deployer) => deployer.run(&options, Arc::new(progress.clone())).await,
+        Err(err) => Err(err),
+    };
+    saver.abort();
+    let mut job = progress.snapshot();
+    match result {
+        Ok(report) => {
+            let failed = !report.failures.is_empty() || !report.build.failures.is_empty();
+            job.status = if failed {
+                DeployStatus::Partial
+            } else {
+                DeployStatus::Done
+            };
+            job.report = serde_json::to_value(&report).ok();
+        }
+        Err(err) => {
+            job.status = DeployStatus::Failed;
+            job.error = Some(err.to_string());
+        }
+    }
+    job.updated_at = crate::purge::job::unix_now();
+    if let Err(err) = store.save_value(&job.id, &job, false).await {
+        tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
+    }
+}
+
+/// A deploy job by id.
+pub async fn status(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(denied) = state
+        .guard()
+        .check(&req, &[Scope::Deploy, Scope::Read])
+        .await
+    {
+        return denied;
+    }
+    if !id.starts_with('d') || !crate::purge::job::valid_job_id(&id) {
+        return error_response(StatusCode::BAD_REQUEST, "bad_id", "not a deploy job id");
+    }
+    match state.job_store().load_value::<DeployJob>(&id).await {
+        Ok(Some(job)) => HttpResponse::Ok().json(&job),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no deploy job `{id}` (jobs are kept 7 days)"),
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "job store");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "jobs_unavailable",
+                "deploy jobs cannot be read right now",
+            )
+        }
+    }
+}
