@@ -502,3 +502,64 @@ async fn hostile_or_oversized_uploads_are_refused_and_write_nothing_outside() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn the_manifest_is_listed_in_pages_with_a_prefix() {
+    let app = deployed(|_| {}).await;
+    let first = app
+        .admin("GET", "/v1/sites/default/assets?limit=5", None)
+        .await;
+    assert_eq!(first.status, 200);
+    let page = first.json();
+    let total = page["total"].as_u64().unwrap();
+    assert!(total >= 15);
+    let mut seen: Vec<String> = page["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen.len(), 5);
+    let mut cursor = page["next"].as_str().map(str::to_owned);
+    while let Some(next) = cursor {
+        let page = app
+            .admin(
+                "GET",
+                &format!("/v1/sites/default/assets?limit=5&cursor={next}"),
+                None,
+            )
+            .await
+            .json();
+        seen.extend(
+            page["assets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["path"].as_str().unwrap().to_string()),
+        );
+        cursor = page["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len() as u64, total, "every asset once");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in path order");
+    let assets = app
+        .admin("GET", "/v1/sites/default/assets?prefix=assets/", None)
+        .await
+        .json();
+    let paths: Vec<&str> = assets["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        !paths.is_empty() && paths.iter().all(|p| p.starts_with("assets/")),
+        "{paths:?}"
+    );
+    assert!(
+        assets["assets"][0]["hash"].is_string() && assets["assets"][0]["content_type"].is_string()
+    );
+    assert_eq!(
+        app.admin("GET", "/v1/sites/nope/assets", None).await.status,
+        404
+    );
+}

@@ -166,6 +166,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(routes::deploy::create),
                 )
                 .route("/deploys/{id}", web::get().to(routes::deploy::status))
+                .route("/sites/{site}/assets", web::get().to(routes::assets::list))
                 .default_service(web::route().to(routes::not_found)),
         )
         .default_service(web::route().to(routes::origin::serve_file));

@@ -1,5 +1,6 @@
 //! Route handlers, one module per concern.
 
+pub mod assets;
 pub mod cache;
 pub mod deploy;
 pub mod health;

@@ -1,0 +1,93 @@
+//! `GET /v1/sites/{site}/assets?prefix=&cursor=&limit=`: the site's manifest (what is
+//! deployed: path, hash, sizes, headers, variants), in path order, a page at a time.
+
+use std::ops::Bound;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error_response;
+use crate::deploy::{provider_stack, read_manifest};
+use crate::http::AppState;
+use crate::keys::Scope;
+
+/// Most assets in one page.
+pub const MAX_PAGE: usize = 10_000;
+
+/// Paging and filtering.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetsQuery {
+    /// Only paths starting with this (no leading `/`).
+    #[serde(default)]
+    pub prefix: String,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 1,000, at most 10,000).
+    pub limit: Option<usize>,
+}
+
+/// One page of the manifest.
+pub async fn list(
+    req: HttpRequest,
+    site: web::Path<String>,
+    query: web::Query<AssetsQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(denied) = state
+        .guard()
+        .check(&req, &[Scope::Read, Scope::Deploy])
+        .await
+    {
+        return denied;
+    }
+    let config = state.config();
+    let resolved = match config.site(&site) {
+        Ok(site) => site,
+        Err(err) => return error_response(StatusCode::NOT_FOUND, "unknown_site", &err.to_string()),
+    };
+    let provider = provider_stack(config, &resolved);
+    let manifest = match read_manifest(&provider, &config.deploy.manifest_key).await {
+        Ok(manifest) => manifest.unwrap_or_default(),
+        Err(err) => {
+            return error_response(StatusCode::BAD_GATEWAY, "provider_failed", &err.to_string());
+        }
+    };
+    let limit = query.limit.unwrap_or(1000).clamp(1, MAX_PAGE);
+    let prefix = query.prefix.trim_start_matches('/');
+    let start = match &query.cursor {
+        Some(cursor) => Bound::Excluded(cursor.clone()),
+        None => Bound::Included(prefix.to_string()),
+    };
+    let mut page = Vec::with_capacity(limit.min(manifest.assets.len()));
+    let mut next = None;
+    for (path, entry) in manifest
+        .assets
+        .range::<String, _>((start, Bound::Unbounded))
+        .take_while(|(path, _)| path.starts_with(prefix))
+    {
+        if page.len() == limit {
+            next = page.last().map(|(p, _): &(&String, _)| (*p).clone());
+            break;
+        }
+        page.push((path, entry));
+    }
+    let assets: Vec<serde_json::Value> = page
+        .into_iter()
+        .map(|(path, entry)| {
+            let mut value = serde_json::to_value(entry).unwrap_or_default();
+            if let Some(object) = value.as_object_mut() {
+                object.insert("path".into(), json!(path));
+            }
+            value
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "site": resolved.name,
+        "total": manifest.assets.len(),
+        "assets": assets,
+        "next": next,
+    }))
+}
