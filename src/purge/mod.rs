@@ -130,13 +130,14 @@ pub fn expand(patterns: &[Pattern], manifest: &Manifest) -> BTreeSet<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pipeline::hash::ContentHash;
     use crate::pipeline::manifest::ManifestEntry;
     use proptest::prelude::*;
 
-    fn manifest(paths: &[(&str, &[&str])]) -> Manifest {
+    /// A manifest of one-byte text assets with the given tags.
+    pub(crate) fn manifest(paths: &[(&str, &[&str])]) -> Manifest {
         let mut manifest = Manifest::default();
         for (path, tags) in paths {
             manifest.assets.insert(

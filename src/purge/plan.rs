@@ -266,28 +266,7 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::hash::ContentHash;
-    use crate::pipeline::manifest::ManifestEntry;
-
-    fn manifest(paths: &[(&str, &[&str])]) -> Manifest {
-        let mut manifest = Manifest::default();
-        for (path, tags) in paths {
-            manifest.assets.insert(
-                path.to_string(),
-                ManifestEntry {
-                    hash: ContentHash::of(path.as_bytes()),
-                    size: 1,
-                    source_size: 1,
-                    content_type: "text/plain".into(),
-                    cache_control: "max-age=0".into(),
-                    headers: Default::default(),
-                    tags: tags.iter().map(|t| t.to_string()).collect(),
-                    variants: Default::default(),
-                },
-            );
-        }
-        manifest
-    }
+    use crate::purge::tests::manifest;
 
     fn patterns(inputs: &[&str]) -> Vec<(String, Pattern)> {
         inputs

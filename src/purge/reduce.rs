@@ -128,16 +128,11 @@ struct Node {
     state: State,
 }
 
-/// The directory tree of a site, with target counts per subtree.
-struct Tree {
-    nodes: Vec<Node>,
-}
-
-impl Tree {
-    fn build(targets: &BTreeSet<String>, site: &BTreeSet<String>) -> Self {
-        let mut nodes = vec![Node {
-            dir: String::new(),
-            parent: None,
+impl Node {
+    fn new(dir: String, parent: Option<usize>) -> Self {
+        Self {
+            dir,
+            parent,
             children: Vec::new(),
             total: 0,
             targets: 0,
@@ -145,7 +140,18 @@ impl Tree {
             collateral: 0,
             wildcards: 0,
             state: State::Open,
-        }];
+        }
+    }
+}
+
+/// The directory tree of a site, with target counts per subtree.
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    fn build(targets: &BTreeSet<String>, site: &BTreeSet<String>) -> Self {
+        let mut nodes = vec![Node::new(String::new(), None)];
         let mut index: HashMap<String, usize> = HashMap::new();
         for path in site.union(targets) {
             let target = targets.contains(path);
@@ -167,17 +173,7 @@ impl Tree {
                     Some(&child) => child,
                     None => {
                         let child = nodes.len();
-                        nodes.push(Node {
-                            dir: dir.to_string(),
-                            parent: Some(node),
-                            children: Vec::new(),
-                            total: 0,
-                            targets: 0,
-                            items: 0,
-                            collateral: 0,
-                            wildcards: 0,
-                            state: State::Open,
-                        });
+                        nodes.push(Node::new(dir.to_string(), Some(node)));
                         nodes[node].children.push(child);
                         index.insert(dir.to_string(), child);
                         child

@@ -265,20 +265,5 @@ pub async fn status(
     if !id.starts_with('d') || !crate::purge::job::valid_job_id(&id) {
         return error_response(StatusCode::BAD_REQUEST, "bad_id", "not a deploy job id");
     }
-    match state.job_store().load_value::<DeployJob>(&id).await {
-        Ok(Some(job)) => HttpResponse::Ok().json(&job),
-        Ok(None) => error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no deploy job `{id}` (jobs are kept 7 days)"),
-        ),
-        Err(err) => {
-            tracing::error!(error = %err, "job store");
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "jobs_unavailable",
-                "deploy jobs cannot be read right now",
-            )
-        }
-    }
+    super::job_response::<DeployJob>(state.job_store(), &id, "deploy").await
 }

@@ -28,3 +28,37 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
         &format!("no API route {} {}", req.method(), req.path()),
     )
 }
+
+/// Answers with a stored job (`kind` is `purge` or `deploy`, for messages): 200 with the
+/// job, 404 unknown (or expired), 400 not an id, 503 when jobs cannot be read.
+pub(crate) async fn job_response<T>(
+    store: &crate::purge::job::JobStore,
+    id: &str,
+    kind: &str,
+) -> HttpResponse
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    use actix_web::http::StatusCode;
+    match store.load_value::<T>(id).await {
+        Ok(Some(job)) => HttpResponse::Ok().json(&job),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no {kind} job `{id}` (jobs are kept 7 days)"),
+        ),
+        Err(crate::purge::job::JobError::BadId(_)) => error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            &format!("not a {kind} job id"),
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "job store");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "jobs_unavailable",
+                &format!("{kind} jobs cannot be read right now"),
+            )
+        }
+    }
+}

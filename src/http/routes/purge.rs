@@ -9,7 +9,7 @@ use serde_json::json;
 use super::error_response;
 use crate::http::AppState;
 use crate::keys::Scope;
-use crate::purge::job::{self, JobError, RunOptions};
+use crate::purge::job::{self, RunOptions};
 use crate::purge::{PurgeError, prepare};
 
 /// The body of a purge request.
@@ -134,24 +134,5 @@ pub async fn status(
     {
         return denied;
     }
-    let store = state.job_store();
-    match store.load(&id).await {
-        Ok(Some(job)) => HttpResponse::Ok().json(&job),
-        Ok(None) => error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no purge job `{id}` (jobs are kept 7 days)"),
-        ),
-        Err(JobError::BadId(_)) => {
-            error_response(StatusCode::BAD_REQUEST, "bad_id", "not a purge job id")
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "job store");
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "jobs_unavailable",
-                "purge jobs cannot be read right now",
-            )
-        }
-    }
+    super::job_response::<crate::purge::job::PurgeJob>(state.job_store(), &id, "purge").await
 }
