@@ -3,6 +3,7 @@
 //! [`serve`] takes an already-bound listener and a shutdown future, so tests run the real
 //! app on port 0 and stop it when they are done.
 
+pub mod origin;
 pub mod prometheus;
 pub mod routes;
 
@@ -27,6 +28,7 @@ pub struct AppState {
 struct Inner {
     origin_root: PathBuf,
     origin_rules: RuleSet,
+    origin: origin::Origin,
     cache: Cache,
 }
 
@@ -51,8 +53,10 @@ impl AppState {
         })?;
         // Install the process's metrics recorder before the first cache call records.
         prometheus::handle();
+        let origin = origin::Origin::new(&site.name, &site.root, &config.deploy.manifest_key);
         Ok(Self {
             inner: Arc::new(Inner {
+                origin,
                 origin_root: site.root,
                 origin_rules,
                 cache,
@@ -75,6 +79,11 @@ impl AppState {
     pub fn origin_rules(&self) -> &RuleSet {
         &self.inner.origin_rules
     }
+
+    /// The origin: the site's manifest, file cache and served-bytes counters.
+    pub fn origin(&self) -> &origin::Origin {
+        &self.inner.origin
+    }
 }
 
 /// Registers every route.
@@ -82,8 +91,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
         .route("/metrics", web::get().to(routes::metrics::prometheus))
-        .route("/v1/cache/stats", web::get().to(routes::cache::stats))
-        .default_service(web::route().to(routes::origin::serve_file));
+        .route("/v1/cache/stats", web::get().to(routes::cache::stats));
+    if routes::origin::bench_hello_enabled() {
+        cfg.route(
+            routes::origin::BENCH_HELLO_PATH,
+            web::get().to(routes::origin::bench_hello),
+        );
+    }
+    cfg.default_service(web::route().to(routes::origin::serve_file));
 }
 
 /// Runs the service on `listener` until `shutdown` resolves, then stops gracefully
@@ -93,6 +108,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Served-bytes counters reach the cache layer every second, and once more at the end.
+    let flusher = state.origin().start_flusher(state.cache().clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -106,7 +123,9 @@ pub async fn serve(
         shutdown.await;
         handle.stop(true).await;
     });
-    server.await
+    let result = server.await;
+    flusher.stop().await;
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.
