@@ -4,6 +4,7 @@
 //! app on port 0 and stop it when they are done.
 
 pub mod auth;
+pub mod origin;
 pub mod prometheus;
 pub mod routes;
 
@@ -37,6 +38,7 @@ struct Inner {
     config: Config,
     origin_root: PathBuf,
     origin_rules: RuleSet,
+    origin: origin::Origin,
     cache: Cache,
     guard: auth::Guard,
     job_store: JobStore,
@@ -70,9 +72,11 @@ impl AppState {
                 message: err.to_string(),
             })?;
         let audit = AuditLog::new(&config.data_dir);
+        let origin = origin::Origin::new(&site.name, &site.root, &config.deploy.manifest_key);
         Ok(Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                origin,
                 origin_root: site.root,
                 origin_rules,
                 guard: auth::Guard::new(&config.server, keys, audit),
@@ -138,6 +142,11 @@ impl AppState {
     pub fn origin_rules(&self) -> &RuleSet {
         &self.inner.origin_rules
     }
+
+    /// The origin: the site's manifest, file cache and served-bytes counters.
+    pub fn origin(&self) -> &origin::Origin {
+        &self.inner.origin
+    }
 }
 
 /// Registers every route.
@@ -168,8 +177,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/deploys/{id}", web::get().to(routes::deploy::status))
                 .route("/sites/{site}/assets", web::get().to(routes::assets::list))
                 .default_service(web::route().to(routes::not_found)),
-        )
-        .default_service(web::route().to(routes::origin::serve_file));
+        );
+    if routes::origin::bench_hello_enabled() {
+        cfg.route(
+            routes::origin::BENCH_HELLO_PATH,
+            web::get().to(routes::origin::bench_hello),
+        );
+    }
+    cfg.default_service(web::route().to(routes::origin::serve_file));
 }
 
 /// JSON bodies: capped at `max_json_bytes`; bad ones get the JSON error shape (413 when
@@ -221,6 +236,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tracker = state.jobs().clone();
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
+    // Served-bytes counters reach the cache layer every second, and once more at the end.
+    let flusher = state.origin().start_flusher(state.cache().clone());
     let server = HttpServer::new(move || {
         let server = &state.config().server;
         App::new()
@@ -242,7 +259,9 @@ pub async fn serve(
         shutdown.await;
         handle.stop(true).await;
     });
-    server.await?;
+    let result = server.await;
+    flusher.stop().await;
+    result?;
     // Running deploy and purge jobs finish (their state is saved after every step, so
     // one cut off by the grace period can be continued).
     tracker.close();

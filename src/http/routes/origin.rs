@@ -1,18 +1,56 @@
-//! The origin: serves the files of the local site with the rules' `Content-Type` and
-//! `Cache-Control`. `/` and `/dir/` serve `index.html`; nothing outside the site root and
-//! nothing under `.edgeship/` is ever served.
+//! The origin: serves the local site the service fronts (`server.origin_site`).
+//!
+//! Assets in the site's manifest are served as deployed (see [`crate::http::origin`]):
+//! the representation is negotiated from `Accept-Encoding` (identity or a stored br /
+//! zstd / gzip variant), with the `Content-Type`, `Cache-Control` and extra headers the
+//! rules chose at deploy time, `Vary: Accept-Encoding`, a strong `ETag` per
+//! representation, `Last-Modified` from the file, `304` for `If-None-Match` /
+//! `If-Modified-Since`, and single byte ranges (`206`, `416`, `If-Range`) on identity.
+//! Files not in the manifest (a site without one, or written by other tools) are served
+//! as they are, with headers from the current rules.
+//!
+//! `/` and `/dir/` serve `index.html`; nothing outside the site root and nothing under
+//! `.edgeship/` is ever served. Errors are the JSON error shape.
 
 use std::path::{Component, Path, PathBuf};
 
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use super::error_response;
 use crate::http::AppState;
+use crate::http::origin::body::{FileBody, HeadBody, Loaded};
+use crate::http::origin::conditional::{self, RangeAnswer, Validators};
+use crate::http::origin::negotiate::{AcceptedEncodings, Coding};
+use crate::http::origin::{AssetRef, Origin, Snapshot};
 use crate::pipeline::classify;
+
+/// The environment variable that adds the benchmark's baseline route.
+pub const BENCH_HELLO_ENV: &str = "EDGESHIP_BENCH_HELLO";
+
+/// The path of the benchmark's baseline route.
+pub const BENCH_HELLO_PATH: &str = "/__bench/hello";
+
+/// Whether [`bench_hello`] is routed: only when `EDGESHIP_BENCH_HELLO=1`.
+pub fn bench_hello_enabled() -> bool {
+    std::env::var(BENCH_HELLO_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The plainest actix handler, routed only for `scripts/bench http` (see
+/// [`bench_hello_enabled`]): the baseline the origin's throughput is compared with.
+pub async fn bench_hello() -> &'static str {
+    "hello"
+}
 
 /// Serves `GET`/`HEAD` for any path not claimed by another route.
 pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let response = respond(&req, &state).await;
+    state.origin().stats().record_status(response.status());
+    response
+}
+
+async fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -21,7 +59,7 @@ pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         );
         response
             .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     let Some(public_path) = public_path(req.path()) else {
@@ -31,7 +69,181 @@ pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             "the path is not a valid asset path",
         );
     };
-    let Some(file) = resolve(state.origin_root(), &public_path) else {
+    if hidden(&public_path) {
+        return not_found(&public_path);
+    }
+    let origin = state.origin();
+    let snapshot = origin.snapshot().await;
+    if let Some(asset) = snapshot.find(&public_path) {
+        return serve_asset(req, origin, &snapshot, asset).await;
+    }
+    serve_unlisted(req, state, &public_path).await
+}
+
+/// Serves an asset of the manifest.
+async fn serve_asset(
+    req: &HttpRequest,
+    origin: &Origin,
+    snapshot: &Snapshot,
+    found: AssetRef<'_>,
+) -> HttpResponse {
+    let asset = found.asset;
+    let accepted = AcceptedEncodings::of(req);
+    let Some(mut coding) = accepted.choose(&asset.offered) else {
+        return not_acceptable(asset);
+    };
+    let mut opened = origin.open(snapshot, found, coding).await;
+    if coding != Coding::Identity
+        && matches!(&opened, Err(err) if err.kind() == std::io::ErrorKind::NotFound)
+        && accepted.choose(&asset.offered[..1]).is_some()
+    {
+        // The manifest names a variant whose file is gone: identity will do.
+        tracing::warn!(path = %asset.path, %coding, "variant file missing; serving identity");
+        coding = Coding::Identity;
+        opened = origin.open(snapshot, found, coding).await;
+    }
+    let loaded = match opened {
+        Ok(loaded) => loaded,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %asset.path, %coding, "file in the manifest is missing");
+            return not_found(&asset.path);
+        }
+        Err(err) => return read_failed(&asset.path, &err),
+    };
+    let Some(representation) = asset.representation(coding) else {
+        return read_failed(
+            &asset.path,
+            &std::io::Error::other("no such representation"),
+        );
+    };
+    let info = match &loaded {
+        Loaded::Memory(file) => &file.info,
+        Loaded::File(info, _) => info,
+    };
+    let validators = Validators {
+        etag: &representation.etag,
+        modified: info.modified,
+    };
+
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")))
+        .insert_header((header::ETAG, representation.etag_header.clone()))
+        .insert_header((header::CACHE_CONTROL, asset.cache_control.clone()));
+    if let Some(last_modified) = &info.last_modified {
+        response.insert_header((header::LAST_MODIFIED, last_modified.clone()));
+    }
+    if conditional::not_modified(req, validators) {
+        origin.stats().record_not_modified();
+        return response.status(StatusCode::NOT_MODIFIED).finish();
+    }
+
+    let len = info.len;
+    let answer = if coding == Coding::Identity && req.method() == Method::GET {
+        conditional::range(req, len, validators)
+    } else {
+        RangeAnswer::Full
+    };
+    if coding == Coding::Identity {
+        response.insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
+    }
+    let (start, sent) = match answer {
+        RangeAnswer::Full => (0, len),
+        RangeAnswer::Partial { start, end } => {
+            response
+                .status(StatusCode::PARTIAL_CONTENT)
+                .insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")));
+            (start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            return range_not_satisfiable(response, &asset.path, len);
+        }
+    };
+    response.insert_header((header::CONTENT_TYPE, asset.content_type.clone()));
+    if let Some(encoding) = coding.header_value() {
+        response.insert_header((header::CONTENT_ENCODING, encoding));
+    }
+    for (name, value) in &asset.headers {
+        response.insert_header((name.clone(), value.clone()));
+    }
+    // What the same response would have carried as identity: the identity size for a full
+    // body, the range itself for a partial one.
+    let identity_bytes = match (coding, answer) {
+        (Coding::Identity, _) => sent,
+        _ => asset.identity_size(),
+    };
+    if req.method() == Method::HEAD {
+        origin.stats().record_sent(coding, 0, 0);
+        return response.body(HeadBody(sent));
+    }
+    origin.stats().record_sent(coding, sent, identity_bytes);
+    match loaded {
+        Loaded::Memory(file) => {
+            let end = usize::try_from(start + sent).unwrap_or(usize::MAX);
+            let start = usize::try_from(start).unwrap_or(usize::MAX);
+            response.body(file.bytes.slice(start..end.min(file.bytes.len())))
+        }
+        Loaded::File(_, file) => stream(response, file, start, sent).await,
+    }
+}
+
+/// Streams `len` bytes of `file` from `start`.
+async fn stream(
+    mut response: HttpResponseBuilder,
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> HttpResponse {
+    let mut file = tokio::fs::File::from_std(file);
+    if start > 0 {
+        use tokio::io::AsyncSeekExt;
+        if let Err(err) = file.seek(std::io::SeekFrom::Start(start)).await {
+            return read_failed("(range)", &err);
+        }
+    }
+    response.body(FileBody::new(file, len))
+}
+
+fn not_acceptable(asset: &crate::http::origin::Asset) -> HttpResponse {
+    let available: Vec<&str> = asset.offered.iter().map(|(c, _)| c.token()).collect();
+    let mut response = error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        "not_acceptable",
+        &format!(
+            "no acceptable encoding for /{}: it is available as {}",
+            asset.path,
+            available.join(", ")
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
+}
+
+fn range_not_satisfiable(mut response: HttpResponseBuilder, path: &str, len: u64) -> HttpResponse {
+    let body = serde_json::json!({ "error": {
+        "code": "range_not_satisfiable",
+        "message": format!("the requested range is outside /{path} ({len} bytes)"),
+    }});
+    response
+        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+        .insert_header((header::CONTENT_RANGE, format!("bytes */{len}")))
+        .json(body)
+}
+
+fn read_failed(path: &str, err: &std::io::Error) -> HttpResponse {
+    tracing::error!(path, error = %err, "origin read failed");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "read_failed",
+        "the asset could not be read",
+    )
+}
+
+/// Serves a file that is not in the manifest as it is, with the current rules' headers.
+async fn serve_unlisted(req: &HttpRequest, state: &AppState, public_path: &str) -> HttpResponse {
+    let Some(file) = resolve(state.origin_root(), public_path) else {
         if !state.origin_root().is_dir() {
             let message = format!(
                 "no asset at /{public_path}: the site has no files yet (its root {} does not exist)",
@@ -39,25 +251,18 @@ pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             );
             return error_response(StatusCode::NOT_FOUND, "not_found", &message);
         }
-        return not_found(&public_path);
+        return not_found(public_path);
     };
     let bytes = match tokio::fs::read(&file).await {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return not_found(&public_path),
-        Err(err) => {
-            tracing::error!(path = %public_path, error = %err, "origin read failed");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "read_failed",
-                "the asset could not be read",
-            );
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return not_found(public_path),
+        Err(err) => return read_failed(public_path, &err),
     };
     let served_path = file
         .strip_prefix(state.origin_root())
         .ok()
         .and_then(Path::to_str)
-        .unwrap_or(&public_path)
+        .unwrap_or(public_path)
         .replace(std::path::MAIN_SEPARATOR, "/");
     let kind = classify::classify(&served_path, &bytes[..bytes.len().min(512)]);
     let rule = state.origin_rules().resolve(&served_path, kind);
@@ -68,8 +273,22 @@ pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     for (name, value) in &rule.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
+    let sent = if req.method() == Method::HEAD {
+        0
+    } else {
+        bytes.len() as u64
+    };
+    state
+        .origin()
+        .stats()
+        .record_sent(Coding::Identity, sent, sent);
     // For HEAD, actix sends the same headers (Content-Length included) and drops the body.
     response.body(bytes)
+}
+
+/// `.edgeship/` holds the manifest and sidecar metadata: never served.
+fn hidden(path: &str) -> bool {
+    path == ".edgeship" || path.starts_with(".edgeship/")
 }
 
 fn not_found(path: &str) -> HttpResponse {
@@ -122,7 +341,7 @@ fn percent_decode(raw: &str) -> Option<String> {
 
 /// Maps a relative asset path to a file under `root`; `dir` falls back to `dir/index.html`.
 fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
-    if path == ".edgeship" || path.starts_with(".edgeship/") {
+    if hidden(path) {
         return None;
     }
     let candidate = root.join(path);

@@ -1,0 +1,452 @@
+//! What the origin served, counted for analytics and Prometheus.
+//!
+//! Per request the handler adds to a few atomics ([`OriginStats::record_sent`]) and to
+//! Prometheus counters registered once at startup — no allocation, no lock, no cache
+//! call. A background task ([`OriginStats::start_flusher`]) moves the atomics into the
+//! cache layer every [`FLUSH_INTERVAL`]: one `hash_incr_by` per non-zero field on the
+//! site's running totals and on the current hour's bucket, so Redis sees a handful of
+//! calls a second however busy the origin is, and replicas sharing Redis add up.
+//!
+//! Stored shape (hash fields are `i64` counters), read back by [`origin_totals`] and
+//! [`origin_hourly`]:
+//!
+//! - `{prefix}:{site}:origin:served` — totals since the keys were created;
+//! - `{prefix}:{site}:origin:served:<hour>` — one hour (`<hour>` is its start in Unix
+//!   seconds), kept [`HOURLY_RETENTION`];
+//! - fields `<encoding>:requests`, `<encoding>:bytes`, `<encoding>:identity_bytes` for
+//!   `identity`, `br`, `zstd`, `gzip`, and `not_modified`.
+//!
+//! Prometheus (process-wide): `edgeship_origin_bytes_total{site,encoding}` (body bytes
+//! sent), `edgeship_origin_identity_bytes_total{site,encoding}` (what the same responses
+//! would have sent as identity) and `edgeship_origin_requests_total{site,status}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use metrics::Counter;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::negotiate::Coding;
+use crate::cache::{Cache, CacheError, CacheKey};
+
+/// How often counts move from memory into the cache layer.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long an hour's bucket is kept.
+pub const HOURLY_RETENTION: Duration = Duration::from_secs(40 * 24 * 3600);
+
+/// The longest range [`origin_hourly`] reads (older buckets have expired anyway).
+const MAX_HOURS: u64 = 40 * 24;
+
+/// Prometheus metric names.
+pub mod names {
+    /// Body bytes sent, by site and encoding.
+    pub const BYTES: &str = "edgeship_origin_bytes_total";
+    /// Identity bytes the same responses stand for, by site and encoding.
+    pub const IDENTITY_BYTES: &str = "edgeship_origin_identity_bytes_total";
+    /// Origin responses, by site and status.
+    pub const REQUESTS: &str = "edgeship_origin_requests_total";
+}
+
+/// Statuses whose Prometheus counters are registered up front (others on first use).
+const KNOWN_STATUSES: [u16; 9] = [200, 206, 304, 400, 404, 405, 406, 416, 500];
+
+#[derive(Debug, Default)]
+struct Pending {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    identity_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Prometheus {
+    bytes: [Counter; 4],
+    identity_bytes: [Counter; 4],
+    statuses: [(u16, Counter); KNOWN_STATUSES.len()],
+}
+
+/// The origin's counters for one site: pending counts not yet flushed, and the
+/// Prometheus handles.
+#[derive(Debug)]
+pub struct OriginStats {
+    site: String,
+    pending: [Pending; 4],
+    not_modified: AtomicU64,
+    prometheus: Prometheus,
+}
+
+impl OriginStats {
+    /// Counters for `site`; registers its Prometheus series with the process recorder.
+    pub fn new(site: &str) -> Self {
+        describe();
+        let per_coding = |name: &'static str| {
+            Coding::ALL.map(|coding| {
+                metrics::counter!(name, "site" => site.to_owned(), "encoding" => coding.token())
+            })
+        };
+        Self {
+            site: site.to_owned(),
+            pending: Default::default(),
+            not_modified: AtomicU64::new(0),
+            prometheus: Prometheus {
+                bytes: per_coding(names::BYTES),
+                identity_bytes: per_coding(names::IDENTITY_BYTES),
+                statuses: KNOWN_STATUSES.map(|status| (status, status_counter(site, status))),
+            },
+        }
+    }
+
+    /// The site counted.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// One response carrying `coding`: `bytes` of body sent (0 for `HEAD`), standing for
+    /// `identity_bytes` of the identity representation.
+    pub fn record_sent(&self, coding: Coding, bytes: u64, identity_bytes: u64) {
+        let i = coding.index();
+        let pending = &self.pending[i];
+        pending.requests.fetch_add(1, Ordering::Relaxed);
+        if bytes > 0 {
+            pending.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.prometheus.bytes[i].increment(bytes);
+        }
+        if identity_bytes > 0 {
+            pending
+                .identity_bytes
+                .fetch_add(identity_bytes, Ordering::Relaxed);
+            self.prometheus.identity_bytes[i].increment(identity_bytes);
+        }
+    }
+
+    /// One `304 Not Modified`.
+    pub fn record_not_modified(&self) {
+        self.not_modified.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One origin response with `status` (every origin response, errors included).
+    pub fn record_status(&self, status: StatusCode) {
+        let code = status.as_u16();
+        match self.prometheus.statuses.iter().find(|(s, _)| *s == code) {
+            Some((_, counter)) => counter.increment(1),
+            None => status_counter(&self.site, code).increment(1),
+        }
+    }
+
+    /// Moves the pending counts into the cache layer (totals and the current hour). On a
+    /// cache error the counts not written are kept for the next flush.
+    pub async fn flush(&self, cache: &Cache) -> Result<(), CacheError> {
+        let mut deltas: Vec<(String, &AtomicU64, u64)> = Vec::new();
+        for coding in Coding::ALL {
+            let pending = &self.pending[coding.index()];
+            for (field, counter) in [
+                ("requests", &pending.requests),
+                ("bytes", &pending.bytes),
+                ("identity_bytes", &pending.identity_bytes),
+            ] {
+                let delta = counter.swap(0, Ordering::Relaxed);
+                if delta > 0 {
+                    deltas.push((format!("{}:{field}", coding.token()), counter, delta));
+                }
+            }
+        }
+        let not_modified = self.not_modified.swap(0, Ordering::Relaxed);
+        if not_modified > 0 {
+            deltas.push(("not_modified".into(), &self.not_modified, not_modified));
+        }
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let totals = totals_key(cache, &self.site);
+        let hour = hour_key(cache, &self.site, current_hour());
+        let mut written = 0;
+        let mut result = Ok(());
+        for (field, _, delta) in &deltas {
+            let delta = i64::try_from(*delta).unwrap_or(i64::MAX);
+            let outcome = async {
+                cache.hash_incr_by(&totals, field, delta, None).await?;
+                cache
+                    .hash_incr_by(&hour, field, delta, Some(HOURLY_RETENTION))
+                    .await
+            }
+            .await;
+            if let Err(err) = outcome {
+                result = Err(err);
+                break;
+            }
+            written += 1;
+        }
+        // Give back what did not reach the cache (a failure between the two writes of one
+        // field double-counts that field in the totals; the cache layer rarely fails, as it
+        // falls back to memory while Redis is down).
+        for (_, counter, delta) in &deltas[written..] {
+            counter.fetch_add(*delta, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Starts the task that flushes every [`FLUSH_INTERVAL`]; it flushes once more and
+    /// ends when the returned handle is stopped or dropped.
+    pub fn start_flusher(self: &Arc<Self>, cache: Cache) -> Flusher {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let stats = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(err) = stats.flush(&cache).await {
+                            tracing::warn!(site = %stats.site, error = %err, "origin counters not flushed; retrying");
+                        }
+                    }
+                    _ = &mut stopped => break,
+                }
+            }
+            if let Err(err) = stats.flush(&cache).await {
+                tracing::warn!(site = %stats.site, error = %err, "last origin counters lost at shutdown");
+            }
+        });
+        Flusher { stop, task }
+    }
+}
+
+/// Owns the flush task of [`OriginStats::start_flusher`].
+#[derive(Debug)]
+pub struct Flusher {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Flusher {
+    /// Stops the task after a last flush, and waits for it.
+    pub async fn stop(self) {
+        let Self { stop, task } = self;
+        let _ = stop.send(());
+        if let Err(err) = task.await {
+            tracing::warn!(error = %err, "the origin counter flush task failed");
+        }
+    }
+}
+
+/// Bytes and requests the origin served with one encoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VariantTotals {
+    /// Responses carrying this encoding (`200`, `206`, `HEAD`).
+    pub requests: u64,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// Identity bytes those responses stand for (`bytes` had they been sent unencoded).
+    pub identity_bytes: u64,
+}
+
+/// What the origin served for one site (over all time or one hour).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OriginTotals {
+    /// Responses with a body or `HEAD`, all encodings.
+    pub requests: u64,
+    /// Body bytes sent, all encodings.
+    pub bytes: u64,
+    /// Identity bytes the same responses stand for.
+    pub identity_bytes: u64,
+    /// Bytes saved by serving encoded variants: `identity_bytes - bytes`.
+    pub saved_bytes: u64,
+    /// `304 Not Modified` responses.
+    pub not_modified: u64,
+    /// Per encoding (`identity`, `br`, `zstd`, `gzip`); encodings never served are absent.
+    pub by_encoding: BTreeMap<String, VariantTotals>,
+}
+
+impl OriginTotals {
+    fn from_fields(fields: &BTreeMap<String, i64>) -> Self {
+        let mut totals = Self::default();
+        for (field, value) in fields {
+            let value = u64::try_from(*value).unwrap_or(0);
+            if field == "not_modified" {
+                totals.not_modified += value;
+                continue;
+            }
+            let Some((encoding, what)) = field.split_once(':') else {
+                continue;
+            };
+            let entry = totals.by_encoding.entry(encoding.to_owned()).or_default();
+            match what {
+                "requests" => entry.requests += value,
+                "bytes" => entry.bytes += value,
+                "identity_bytes" => entry.identity_bytes += value,
+                _ => {}
+            }
+        }
+        for variant in totals.by_encoding.values() {
+            totals.requests += variant.requests;
+            totals.bytes += variant.bytes;
+            totals.identity_bytes += variant.identity_bytes;
+        }
+        totals.saved_bytes = totals.identity_bytes.saturating_sub(totals.bytes);
+        totals
+    }
+
+    fn is_empty(&self) -> bool {
+        self.requests == 0 && self.not_modified == 0
+    }
+}
+
+/// One hour of [`origin_hourly`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HourTotals {
+    /// The hour's start, Unix seconds (a multiple of 3600).
+    pub hour: u64,
+    /// What was served in it.
+    pub totals: OriginTotals,
+}
+
+/// What the origin served for `site` since counting began (flushed counts: up to
+/// [`FLUSH_INTERVAL`] behind). A site never served reads as all zeros.
+pub async fn origin_totals(cache: &Cache, site: &str) -> Result<OriginTotals, CacheError> {
+    let fields = cache.hash_get_all(&totals_key(cache, site)).await?;
+    Ok(OriginTotals::from_fields(&fields))
+}
+
+/// What the origin served for `site` per hour, for the hours that overlap `from..to` and
+/// saw traffic, oldest first. One cache read per hour; at most the last
+/// [`HOURLY_RETENTION`] of the range is read.
+pub async fn origin_hourly(
+    cache: &Cache,
+    site: &str,
+    from: SystemTime,
+    to: SystemTime,
+) -> Result<Vec<HourTotals>, CacheError> {
+    let seconds = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let last = seconds(to).saturating_sub(1) / 3600;
+    let first = (seconds(from) / 3600).max(last.saturating_sub(MAX_HOURS - 1));
+    let mut hours = Vec::new();
+    if seconds(to) <= seconds(from) {
+        return Ok(hours);
+    }
+    for hour in first..=last {
+        let fields = cache
+            .hash_get_all(&hour_key(cache, site, hour * 3600))
+            .await?;
+        let totals = OriginTotals::from_fields(&fields);
+        if !totals.is_empty() {
+            hours.push(HourTotals {
+                hour: hour * 3600,
+                totals,
+            });
+        }
+    }
+    Ok(hours)
+}
+
+fn totals_key(cache: &Cache, site: &str) -> CacheKey {
+    cache.site(site).key("origin:served")
+}
+
+fn hour_key(cache: &Cache, site: &str, hour_start: u64) -> CacheKey {
+    cache.site(site).key(&format!("origin:served:{hour_start}"))
+}
+
+fn current_hour() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    now / 3600 * 3600
+}
+
+fn status_counter(site: &str, status: u16) -> Counter {
+    metrics::counter!(names::REQUESTS, "site" => site.to_owned(), "status" => status.to_string())
+}
+
+fn describe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use metrics::{Unit, describe_counter};
+        describe_counter!(
+            names::BYTES,
+            Unit::Bytes,
+            "Body bytes the origin sent, by site and encoding."
+        );
+        describe_counter!(
+            names::IDENTITY_BYTES,
+            Unit::Bytes,
+            "Identity bytes the origin's responses stand for, by site and encoding."
+        );
+        describe_counter!(names::REQUESTS, "Origin responses, by site and status.");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn flushed_counts_add_up_per_encoding_and_hour() {
+        let cache = Cache::memory();
+        let stats = OriginStats::new("www");
+        stats.record_sent(Coding::Br, 300, 1000);
+        stats.record_sent(Coding::Br, 300, 1000);
+        stats.record_sent(Coding::Identity, 10, 10);
+        stats.record_sent(Coding::Gzip, 0, 0);
+        stats.record_not_modified();
+        assert_eq!(
+            origin_totals(&cache, "www").await.unwrap(),
+            OriginTotals::default()
+        );
+        stats.flush(&cache).await.unwrap();
+        stats.flush(&cache).await.unwrap();
+        stats.record_sent(Coding::Identity, 5, 5);
+        stats.flush(&cache).await.unwrap();
+
+        let totals = origin_totals(&cache, "www").await.unwrap();
+        assert_eq!(totals.requests, 5);
+        assert_eq!(totals.bytes, 615);
+        assert_eq!(totals.identity_bytes, 2015);
+        assert_eq!(totals.saved_bytes, 1400);
+        assert_eq!(totals.not_modified, 1);
+        assert_eq!(
+            totals.by_encoding["br"],
+            VariantTotals {
+                requests: 2,
+                bytes: 600,
+                identity_bytes: 2000
+            }
+        );
+        assert_eq!(totals.by_encoding["gzip"].requests, 1);
+        assert!(!totals.by_encoding.contains_key("zstd"));
+
+        let now = SystemTime::now();
+        let hours = origin_hourly(&cache, "www", now - Duration::from_secs(7200), now)
+            .await
+            .unwrap();
+        assert_eq!(hours.len(), 1);
+        assert_eq!(hours[0].totals, totals);
+        assert_eq!(hours[0].hour, current_hour());
+        assert_eq!(
+            origin_totals(&cache, "other").await.unwrap(),
+            OriginTotals::default()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_flusher_writes_every_interval_and_once_more_when_stopped() {
+        let cache = Cache::memory();
+        let stats = Arc::new(OriginStats::new("www"));
+        let flusher = stats.start_flusher(cache.clone());
+        stats.record_sent(Coding::Zstd, 7, 70);
+        tokio::time::sleep(FLUSH_INTERVAL + Duration::from_millis(10)).await;
+        assert_eq!(origin_totals(&cache, "www").await.unwrap().bytes, 7);
+        stats.record_sent(Coding::Zstd, 3, 30);
+        flusher.stop().await;
+        assert_eq!(origin_totals(&cache, "www").await.unwrap().bytes, 10);
+    }
+}
