@@ -111,7 +111,11 @@ impl Capabilities {
     ///
     /// Every provider calls this before sending a purge, so the rules are enforced the
     /// same way everywhere (and in tests, where emulators accept anything).
-    pub fn validate_purge(&self, provider: &str, request: &PurgeRequest) -> Result<(), ProviderError> {
+    pub fn validate_purge(
+        &self,
+        provider: &str,
+        request: &PurgeRequest,
+    ) -> Result<(), ProviderError> {
         let unsupported = |operation| ProviderError::NotSupported {
             provider: provider.to_string(),
             operation,
@@ -237,7 +241,10 @@ mod tests {
     #[test]
     fn cloudfront_rules_reject_what_aws_rejects() {
         let cf = Capabilities::cloudfront();
-        assert!(cf.check_purge(&paths(&["/index.html", "/assets/*", "/"])).is_ok());
+        assert!(
+            cf.check_purge(&paths(&["/index.html", "/assets/*", "/"]))
+                .is_ok()
+        );
         let bad = [
             (paths(&[]), "empty"),
             (paths(&["assets/*"]), "does not start with `/`"),
@@ -288,7 +295,11 @@ mod tests {
             prefixes: vec!["/blog".into()],
             ..Default::default()
         };
-        assert!(caps.check_purge(&prefix).unwrap_err().contains("end with `/`"));
+        assert!(
+            caps.check_purge(&prefix)
+                .unwrap_err()
+                .contains("end with `/`")
+        );
         let no_wildcards = Capabilities {
             trailing_wildcards: false,
             ..Capabilities::default()
