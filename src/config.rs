@@ -393,6 +393,9 @@ pub struct SiteConfig {
     /// Fault injection in front of the provider (for trying deploys under failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<edgeship_providers::faults::FaultConfig>,
+    /// S3 + CloudFront settings of an `aws` site (`[sites.NAME.aws]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<edgeship_providers::aws::AwsSettings>,
 }
 
 /// Settings of the deploy engine.
@@ -455,7 +458,11 @@ impl Default for PurgeConfig {
 }
 
 /// Provider kinds this build supports.
-pub const PROVIDERS: [&str; 2] = ["local", "memory"];
+#[cfg(feature = "aws")]
+pub const PROVIDERS: &[&str] = &["local", "memory", "aws"];
+/// Provider kinds this build supports.
+#[cfg(not(feature = "aws"))]
+pub const PROVIDERS: &[&str] = &["local", "memory"];
 
 fn default_provider() -> String {
     "local".into()
@@ -474,6 +481,11 @@ pub struct ResolvedSite {
     pub rules: Vec<crate::pipeline::rules::RuleConfig>,
     /// Injected faults, if configured.
     pub faults: Option<edgeship_providers::faults::FaultConfig>,
+    /// S3 + CloudFront settings of an `aws` site.
+    pub aws: Option<edgeship_providers::aws::AwsSettings>,
+    /// The most provider calls a deploy of the site makes at once (the ceiling of its
+    /// adaptive upload limit); providers with connection pools size them to it.
+    pub connections: usize,
 }
 
 impl Config {
@@ -582,6 +594,30 @@ impl Config {
                     ),
                 );
             }
+            match (site.provider.as_str(), &site.aws) {
+                ("aws", None) => {
+                    return bad(
+                        &format!("sites.{name}.aws.bucket"),
+                        "is required: an `aws` site needs a [sites.NAME.aws] table with the S3 bucket".into(),
+                    );
+                }
+                ("aws", Some(aws)) => {
+                    aws.validate()
+                        .map_err(|(field, message)| ConfigError::Value {
+                            key: format!("sites.{name}.aws.{field}"),
+                            message,
+                        })?;
+                }
+                (other, Some(_)) => {
+                    return bad(
+                        &format!("sites.{name}.aws"),
+                        format!(
+                            "is only used by provider = \"aws\" (this site's provider is `{other}`)"
+                        ),
+                    );
+                }
+                (_, None) => {}
+            }
             crate::pipeline::rules::RuleSet::new(&site.rules).map_err(|message| {
                 ConfigError::Value {
                     key: format!("sites.{name}.rules"),
@@ -651,6 +687,8 @@ impl Config {
                 root: site.root.clone().unwrap_or_else(|| self.site_root(name)),
                 rules: site.rules.clone(),
                 faults: site.faults.clone(),
+                aws: site.aws.clone(),
+                connections: self.deploy_connections(),
             });
         }
         if name == DEFAULT_SITE && self.sites.is_empty() {
@@ -660,6 +698,8 @@ impl Config {
                 root: self.site_root(name),
                 rules: Vec::new(),
                 faults: None,
+                aws: None,
+                connections: self.deploy_connections(),
             });
         }
         let known: Vec<&str> = self.sites.keys().map(String::as_str).collect();
@@ -671,6 +711,12 @@ impl Config {
                 known.join(", ")
             },
         })
+    }
+
+    /// The ceiling of a deploy's adaptive upload limit: 4× the starting concurrency, at
+    /// most 512 (as the deploy engine sets it).
+    fn deploy_connections(&self) -> usize {
+        self.deploy.concurrency.saturating_mul(4).clamp(1, 512)
     }
 
     fn site_root(&self, name: &str) -> PathBuf {
@@ -823,6 +869,49 @@ mod tests {
         assert_eq!(site.root, config.data_dir.join("sites/default"));
         let err = config.site("www").unwrap_err().to_string();
         assert_eq!(err, "unknown site `www` (configured sites: default)");
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn aws_sites_need_a_bucket_and_their_settings_are_checked_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[sites.www]\nprovider = \"aws\"\n[sites.www.aws]\nbucket = \"assets\"\nprefix = \"www\"\ndistribution_id = \"E2QWRUHAPOMQZL\"\n",
+        );
+        let config = Config::load(Some(&path), &[]).unwrap();
+        let site = config.site("www").unwrap();
+        let aws = site.aws.unwrap();
+        assert_eq!(aws.bucket, "assets");
+        assert_eq!(aws.key_prefix(), "www/");
+        assert_eq!(aws.multipart_threshold, 16 * 1024 * 1024);
+        assert_eq!(site.connections, 128, "4 × deploy.concurrency");
+        for (toml, key) in [
+            (
+                "[sites.www]\nprovider = \"aws\"\n",
+                "sites.www.aws.bucket: is required",
+            ),
+            (
+                "[sites.www]\nprovider = \"aws\"\n[sites.www.aws]\nregion = \"eu-west-1\"\n",
+                "sites.www.aws.bucket: is required",
+            ),
+            (
+                "[sites.www]\nprovider = \"aws\"\n[sites.www.aws]\nbucket = \"b\"\npart_size = 1\n",
+                "sites.www.aws.part_size",
+            ),
+            (
+                "[sites.www]\nprovider = \"aws\"\n[sites.www.aws]\nbucket = \"b\"\nbukcet = \"c\"\n",
+                "bukcet",
+            ),
+            (
+                "[sites.www]\nprovider = \"local\"\n[sites.www.aws]\nbucket = \"b\"\n",
+                "sites.www.aws: is only used by provider = \"aws\"",
+            ),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 
     #[test]

@@ -51,6 +51,16 @@ pub enum ProviderError {
         /// What failed.
         message: String,
     },
+    /// The provider's settings point at something that does not exist or cannot be used
+    /// (no such bucket or distribution, a bucket in another region). Fatal for the whole
+    /// provider: every call would fail the same way, so a deploy stops at the first one.
+    #[error("{provider}: misconfigured: {message}")]
+    Misconfigured {
+        /// The provider's display name.
+        provider: String,
+        /// What is wrong and which setting to check.
+        message: String,
+    },
     /// The request is invalid (bad key, too large, rejected parameters). Fatal.
     #[error("{provider}: invalid request: {message}")]
     Invalid {
@@ -111,12 +121,15 @@ impl ProviderError {
     }
 
     /// Whether this error means the whole provider is unusable right now (bad
-    /// credentials, no permission, breaker open): a deploy stops at the first one instead
+    /// credentials, no permission, a missing bucket, breaker open): a deploy stops at the first one instead
     /// of failing every file the same way.
     pub fn is_fatal_for_provider(&self) -> bool {
         matches!(
             self,
-            Self::Unauthenticated { .. } | Self::PermissionDenied { .. } | Self::CircuitOpen { .. }
+            Self::Unauthenticated { .. }
+                | Self::PermissionDenied { .. }
+                | Self::Misconfigured { .. }
+                | Self::CircuitOpen { .. }
         )
     }
 
@@ -136,6 +149,7 @@ impl ProviderError {
             Self::PermissionDenied { .. } => "permission",
             Self::Throttled { .. } => "throttled",
             Self::Retryable { .. } => "retryable",
+            Self::Misconfigured { .. } => "misconfigured",
             Self::Invalid { .. } => "invalid",
             Self::NotSupported { .. } => "not_supported",
             Self::CircuitOpen { .. } => "circuit_open",

@@ -4,8 +4,10 @@
 //!   (streamed from files), head, get, paginated list, delete many, purge, purge status,
 //!   and [`Capabilities`] describing its limits. Errors are classified once per provider
 //!   into [`ProviderError`] variants callers match on.
-//! - Providers: [`local::LocalProvider`] (a directory; the embedded default) and
-//!   [`memory::MemoryProvider`] (in memory, records every call; the test provider).
+//! - Providers: [`local::LocalProvider`] (a directory; the embedded default),
+//!   [`memory::MemoryProvider`] (in memory, records every call; the test provider) and,
+//!   with the `aws` feature, `aws::AwsProvider` (S3 + CloudFront; its settings,
+//!   [`aws::AwsSettings`], exist in every build so configuration can name them).
 //! - Cross-cutting behaviour wraps a provider and is itself a provider, composed at
 //!   startup: [`retry::Retry`] (backoff + full jitter, Retry-After, per-attempt timeout),
 //!   [`breaker::Breaker`] (fail fast when an endpoint is down), [`metrics::Metrics`], and
@@ -14,6 +16,7 @@
 //! - `conformance` (feature `test-util`) is the generic test body every provider passes.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
+pub mod aws;
 pub mod breaker;
 pub mod capabilities;
 #[cfg(feature = "test-util")]

@@ -180,6 +180,16 @@ pub struct DeployReport {
 pub fn open_provider(site: &ResolvedSite) -> SharedProvider {
     let base: SharedProvider = match site.provider.as_str() {
         "memory" => Arc::new(MemoryProvider::new(&format!("memory:{}", site.name))),
+        // The SDK configuration loads on the first call (it is async); settings were
+        // checked when the config was loaded.
+        #[cfg(feature = "aws")]
+        "aws" => Arc::new(
+            edgeship_providers::aws::AwsProvider::new(
+                &site.name,
+                site.aws.clone().unwrap_or_default(),
+            )
+            .with_pool_size(site.connections),
+        ),
         _ => Arc::new(LocalProvider::new(&site.root)),
     };
     match &site.faults {

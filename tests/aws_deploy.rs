@@ -1,0 +1,339 @@
+//! `edgeship deploy` (the binary) to S3 + CloudFront on moto server, over real HTTP:
+//! what is uploaded, what is invalidated, which headers objects carry, and how wrong
+//! credentials or a missing bucket end a deploy.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use edgeship::pipeline::manifest::Manifest;
+use edgeship_providers::aws::sdk::aws_sdk_s3;
+use edgeship_providers::aws::testing::{self, AuthMoto};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A sandbox whose `edgeship.toml` has site `default` on `bucket` at `endpoint`, and
+/// whose commands see only the given credentials (no profile files, no instance role).
+fn aws_sandbox(endpoint: &str, bucket: &str, extra: &str) -> common::Sandbox {
+    let sandbox = common::Sandbox::new();
+    std::fs::write(
+        sandbox.path("edgeship.toml"),
+        format!(
+            "[sites.default]\nprovider = \"aws\"\n\
+             [sites.default.aws]\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\n\
+             endpoint = \"{endpoint}\"\ncloudfront_endpoint = \"{endpoint}\"\nforce_path_style = true\n\
+             {extra}\n\
+             [[sites.default.rules]]\npattern = \"/about/**\"\nheaders = {{ \"X-Robots-Tag\" = \"noindex\" }}\n"
+        ),
+    )
+    .unwrap();
+    sandbox
+}
+
+fn deploy(
+    sandbox: &common::Sandbox,
+    site: &Path,
+    access_key: &str,
+    secret: &str,
+) -> std::process::Output {
+    sandbox
+        .command()
+        .args(["deploy", site.to_str().unwrap(), "--json"])
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", sandbox.path("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            sandbox.path("no-aws-credentials"),
+        )
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_REGION")
+        .output()
+        .unwrap()
+}
+
+/// Every object in `bucket` with its last-modified time.
+async fn objects(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for object in page.unwrap().contents() {
+            found.insert(
+                object.key().unwrap().to_string(),
+                format!("{:?}", object.last_modified()),
+            );
+        }
+    }
+    found
+}
+
+fn append(path: &Path, text: &str) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend_from_slice(text.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those() {
+    let endpoint = testing::moto_endpoint();
+    let rt = runtime();
+    let bucket = testing::unique_bucket("e2e");
+    rt.block_on(testing::create_bucket(&endpoint, &bucket));
+    let distribution = rt.block_on(testing::create_distribution(&endpoint, &bucket));
+    let sandbox = aws_sandbox(
+        &endpoint,
+        &bucket,
+        &format!("distribution_id = \"{distribution}\""),
+    );
+    let site = sandbox.path("site");
+    copy_dir(&common::fixture("site"), &site);
+    let s3 = testing::s3_client(&endpoint);
+
+    // First deploy: everything is new, so nothing can be cached and nothing is purged.
+    let first = deploy(&sandbox, &site, testing::ACCESS_KEY, testing::SECRET_KEY);
+    assert_eq!(first.status.code(), Some(0), "{}", common::stderr(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let before = rt.block_on(objects(&s3, &bucket));
+    assert_eq!(
+        report["uploaded"].as_u64().unwrap() as usize + 1,
+        before.len(),
+        "every object and the manifest: {before:?}"
+    );
+    assert!(before.contains_key("about/index.html") && before.contains_key("assets/print.css"));
+    assert!(
+        rt.block_on(testing::invalidations(&endpoint, &distribution))
+            .is_empty()
+    );
+
+    // S3 times are in whole seconds: let a second pass so re-uploads show.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    append(
+        &site.join("assets/print.css"),
+        "\n.changed { color: red; }\n",
+    );
+    for page in ["about/index.html", "blog/index.html"] {
+        append(
+            &site.join(page),
+            "\n<p>Updated for the second deploy.</p>\n",
+        );
+    }
+    let second = deploy(&sandbox, &site, testing::ACCESS_KEY, testing::SECRET_KEY);
+    assert_eq!(second.status.code(), Some(0), "{}", common::stderr(&second));
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    let after = rt.block_on(objects(&s3, &bucket));
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    let rewritten: BTreeSet<&str> = after
+        .iter()
+        .filter(|(key, modified)| before.get(*key) != Some(modified))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    // The changed files, each with the compressed variants it has, and the manifest.
+    let changed = ["assets/print.css", "about/index.html", "blog/index.html"];
+    let mut expected: BTreeSet<&str> = after
+        .keys()
+        .map(String::as_str)
+        .filter(|key| {
+            changed.iter().any(|path| {
+                key.strip_prefix(path)
+                    .is_some_and(|rest| ["", ".br", ".gz", ".zst"].contains(&rest))
+            })
+        })
+        .collect();
+    assert!(
+        expected.len() > 3,
+        "compressed variants are stored too: {expected:?}"
+    );
+    assert_eq!(
+        report["uploaded"].as_u64().unwrap() as usize,
+        expected.len()
+    );
+    expected.insert(".edgeship/manifest");
+    assert_eq!(rewritten, expected, "only the changed objects were PUT");
+
+    // One invalidation, for exactly the changed paths; pages also by their directory.
+    let invalidations = rt.block_on(testing::invalidations(&endpoint, &distribution));
+    assert_eq!(invalidations.len(), 1, "{invalidations:?}");
+    let paths: BTreeSet<&str> = invalidations[0].1.iter().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from([
+            "/about/",
+            "/about/index.html",
+            "/assets/print.css",
+            "/blog/",
+            "/blog/index.html",
+        ])
+    );
+
+    // Each rewritten object carries what the rules chose, as the manifest records it.
+    let manifest = rt
+        .block_on(
+            s3.get_object()
+                .bucket(&bucket)
+                .key(".edgeship/manifest")
+                .send(),
+        )
+        .unwrap();
+    let manifest = rt.block_on(manifest.body.collect()).unwrap().into_bytes();
+    let manifest = Manifest::from_json(&manifest).unwrap();
+    for key in expected.iter().filter(|k| !k.starts_with(".edgeship/")) {
+        let head = rt
+            .block_on(s3.head_object().bucket(&bucket).key(*key).send())
+            .unwrap();
+        let (path, encoding) = match key.rsplit_once('.') {
+            Some((path, "br")) => (path, Some("br")),
+            Some((path, "gz")) => (path, Some("gzip")),
+            Some((path, "zst")) => (path, Some("zstd")),
+            _ => (*key, None),
+        };
+        let entry = &manifest.assets[path];
+        let (content_type, cache_control) = if path.ends_with(".css") {
+            ("text/css; charset=utf-8", "public, max-age=300")
+        } else {
+            (
+                "text/html; charset=utf-8",
+                "public, max-age=0, must-revalidate",
+            )
+        };
+        assert_eq!(head.content_type(), Some(content_type), "{key}");
+        assert_eq!(entry.content_type, content_type, "{key}");
+        assert_eq!(head.cache_control(), Some(cache_control), "{key}");
+        assert_eq!(entry.cache_control, cache_control, "{key}");
+        assert_eq!(head.content_encoding(), encoding, "{key}");
+        let metadata = head.metadata().unwrap();
+        assert_eq!(metadata["edgeship-hash"], entry.hash.as_str(), "{key}");
+        assert_eq!(
+            metadata["edgeship-encoding"],
+            encoding.unwrap_or("identity"),
+            "{key}"
+        );
+        let headers = metadata.get("edgeship-headers").map(String::as_str);
+        if path.starts_with("about/") {
+            assert_eq!(headers, Some(r#"{"X-Robots-Tag":"noindex"}"#), "{key}");
+        } else {
+            assert_eq!(headers, None, "{key}");
+        }
+        assert_eq!(
+            head.content_length().unwrap() as u64,
+            match encoding {
+                None => entry.size,
+                Some(_) => entry
+                    .variants
+                    .iter()
+                    .find(|(e, _)| key.ends_with(e.suffix()))
+                    .unwrap()
+                    .1
+                    .to_owned(),
+            },
+            "{key}"
+        );
+    }
+
+    // Nothing changed: nothing is uploaded or invalidated.
+    let third = deploy(&sandbox, &site, testing::ACCESS_KEY, testing::SECRET_KEY);
+    assert_eq!(third.status.code(), Some(0), "{}", common::stderr(&third));
+    let report: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
+    assert_eq!(report["uploaded"], 0);
+    assert_eq!(
+        rt.block_on(testing::invalidations(&endpoint, &distribution))
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn wrong_credentials_end_the_deploy_with_one_clear_error_and_exit_2() {
+    let moto = AuthMoto::start();
+    let sandbox = aws_sandbox(&moto.endpoint, "edgeship-auth", "");
+    let started = std::time::Instant::now();
+    let output = deploy(
+        &sandbox,
+        &common::fixture("site"),
+        "AKIAUNKNOWNKEY000000",
+        "wrong",
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+    let stderr = common::stderr(&output);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    for needle in [
+        "InvalidAccessKeyId",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "edgeship-auth",
+    ] {
+        assert!(errors[0].contains(needle), "{} lacks {needle}", errors[0]);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "no retry storm: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_missing_bucket_ends_the_deploy_with_one_error_naming_the_setting() {
+    let endpoint = testing::moto_endpoint();
+    let bucket = testing::unique_bucket("missing");
+    let sandbox = aws_sandbox(&endpoint, &bucket, "");
+    let output = deploy(
+        &sandbox,
+        &common::fixture("site"),
+        testing::ACCESS_KEY,
+        testing::SECRET_KEY,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+    let stderr = common::stderr(&output);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    for needle in [
+        bucket.as_str(),
+        "us-east-1",
+        "sites.default.aws.bucket",
+        "does not exist",
+    ] {
+        assert!(errors[0].contains(needle), "{} lacks {needle}", errors[0]);
+    }
+}
+
+#[test]
+fn an_aws_site_without_a_bucket_is_a_config_error() {
+    let sandbox = common::Sandbox::new();
+    std::fs::write(
+        sandbox.path("edgeship.toml"),
+        "[sites.www]\nprovider = \"aws\"\n[sites.www.aws]\nregion = \"eu-west-1\"\n",
+    )
+    .unwrap();
+    let output = sandbox.run(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::stdout(&output));
+    assert!(
+        common::stderr(&output).contains("sites.www.aws.bucket: is required"),
+        "{}",
+        common::stderr(&output)
+    );
+}
