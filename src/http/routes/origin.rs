@@ -165,11 +165,11 @@ async fn serve_asset(
     for (name, value) in &asset.headers {
         response.insert_header((name.clone(), value.clone()));
     }
-    // What the same response would have carried as identity: the identity size for a full
-    // body, the range itself for a partial one.
-    let identity_bytes = match (coding, answer) {
-        (Coding::Identity, _) => sent,
-        _ => asset.identity_size(),
+    // What the same response would have carried as identity (ranges are identity only).
+    let identity_bytes = if coding == Coding::Identity {
+        sent
+    } else {
+        asset.identity_size()
     };
     if req.method() == Method::HEAD {
         origin.stats().record_sent(coding, 0, 0);
