@@ -53,12 +53,18 @@ impl TestApp {
     /// Deploys `input` (default: the fixture site) with the deploy engine into a fresh
     /// data dir, then starts the app.
     async fn deployed(input: Option<&Path>) -> Self {
+        Self::deployed_with(input, |_| {}).await
+    }
+
+    /// Like [`TestApp::deployed`], with a config adjusted by `configure`.
+    async fn deployed_with(input: Option<&Path>, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().join("data"),
             cache_dir: dir.path().join("cache"),
             ..Config::default()
         };
+        configure(&mut config);
         let input = input.map_or_else(|| common::fixture("site"), Path::to_path_buf);
         deploy(&config, &input).await;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -531,6 +537,24 @@ async fn a_redeploy_is_served_without_a_restart() {
 }
 
 #[tokio::test]
+async fn a_missing_variant_file_falls_back_to_the_next_acceptable_representation() {
+    let app = TestApp::deployed(None).await;
+    std::fs::remove_file(app.root().join(format!("{SCRIPT}.br"))).unwrap();
+    let path = format!("/{SCRIPT}");
+    let response = app.get(&path, &[("accept-encoding", "br, gzip")]).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    assert_eq!(decoded(Some("gzip"), &response.body), app.identity(SCRIPT));
+    let response = app.get(&path, &[("accept-encoding", "br")]).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-encoding"), None);
+    let response = app
+        .get(&path, &[("accept-encoding", "br, identity;q=0")])
+        .await;
+    assert_eq!(response.status, 404);
+}
+
+#[tokio::test]
 async fn traversal_and_the_edgeship_directory_are_refused() {
     let app = TestApp::deployed(None).await;
     for path in [
@@ -587,7 +611,13 @@ async fn large_files_are_streamed_with_ranges() {
     let text: String = (0..130_000).map(|i| format!("line {i:06}\n")).collect();
     assert!(text.len() > 1 << 20);
     std::fs::write(input.join("big.txt"), &text).unwrap();
-    let app = TestApp::deployed(Some(&input)).await;
+    // Fast levels: the maximum ones spend most of this test compressing a megabyte.
+    let app = TestApp::deployed_with(Some(&input), |config| {
+        config.pipeline.brotli_quality = 4;
+        config.pipeline.gzip_level = 4;
+        config.pipeline.zstd_level = 3;
+    })
+    .await;
     assert!(app.manifest().assets["noise.png"].variants.is_empty());
 
     let response = app.get("/noise.png", &[("accept-encoding", "br")]).await;

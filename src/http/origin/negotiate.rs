@@ -170,9 +170,12 @@ impl AcceptedEncodings {
 
     /// Picks the representation to send among `offered` (coding, size); `None` when
     /// nothing offered is acceptable.
-    pub fn choose(&self, offered: &[(Coding, u64)]) -> Option<Coding> {
+    pub fn choose<'a>(
+        &self,
+        offered: impl IntoIterator<Item = &'a (Coding, u64)>,
+    ) -> Option<Coding> {
         offered
-            .iter()
+            .into_iter()
             .map(|&(coding, size)| (self.weight(coding), coding, size))
             .filter(|(weight, _, _)| *weight > Quality::ZERO)
             .max_by_key(|&(weight, coding, size)| (weight, Reverse(size), coding.rank()))

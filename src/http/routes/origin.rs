@@ -89,26 +89,25 @@ async fn serve_asset(
 ) -> HttpResponse {
     let asset = found.asset;
     let accepted = AcceptedEncodings::of(req);
-    let Some(mut coding) = accepted.choose(&asset.offered) else {
-        return not_acceptable(asset);
-    };
-    let mut opened = origin.open(snapshot, found, coding).await;
-    if coding != Coding::Identity
-        && matches!(&opened, Err(err) if err.kind() == std::io::ErrorKind::NotFound)
-        && accepted.choose(&asset.offered[..1]).is_some()
-    {
-        // The manifest names a variant whose file is gone: identity will do.
-        tracing::warn!(path = %asset.path, %coding, "variant file missing; serving identity");
-        coding = Coding::Identity;
-        opened = origin.open(snapshot, found, coding).await;
-    }
-    let loaded = match opened {
-        Ok(loaded) => loaded,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %asset.path, %coding, "file in the manifest is missing");
-            return not_found(&asset.path);
+    // Variants whose file turned out to be missing (a damaged site): the next acceptable
+    // representation is served instead.
+    let mut missing = [false; Coding::ALL.len()];
+    let (coding, loaded) = loop {
+        let candidates = asset.offered.iter().filter(|(c, _)| !missing[c.index()]);
+        let Some(coding) = accepted.choose(candidates) else {
+            if missing.contains(&true) {
+                return not_found(&asset.path);
+            }
+            return not_acceptable(asset);
+        };
+        match origin.open(snapshot, found, coding).await {
+            Ok(loaded) => break (coding, loaded),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %asset.path, %coding, "a file the manifest lists is missing");
+                missing[coding.index()] = true;
+            }
+            Err(err) => return read_failed(&asset.path, &err),
         }
-        Err(err) => return read_failed(&asset.path, &err),
     };
     let Some(representation) = asset.representation(coding) else {
         return read_failed(
@@ -166,11 +165,11 @@ async fn serve_asset(
     for (name, value) in &asset.headers {
         response.insert_header((name.clone(), value.clone()));
     }
-    // What the same response would have carried as identity: the identity size for a full
-    // body, the range itself for a partial one.
-    let identity_bytes = match (coding, answer) {
-        (Coding::Identity, _) => sent,
-        _ => asset.identity_size(),
+    // What the same response would have carried as identity (ranges are identity only).
+    let identity_bytes = if coding == Coding::Identity {
+        sent
+    } else {
+        asset.identity_size()
     };
     if req.method() == Method::HEAD {
         origin.stats().record_sent(coding, 0, 0);
@@ -183,13 +182,14 @@ async fn serve_asset(
             let start = usize::try_from(start).unwrap_or(usize::MAX);
             response.body(file.bytes.slice(start..end.min(file.bytes.len())))
         }
-        Loaded::File(_, file) => stream(response, file, start, sent).await,
+        Loaded::File(_, file) => stream(response, &asset.path, file, start, sent).await,
     }
 }
 
 /// Streams `len` bytes of `file` from `start`.
 async fn stream(
     mut response: HttpResponseBuilder,
+    path: &str,
     file: std::fs::File,
     start: u64,
     len: u64,
@@ -198,7 +198,7 @@ async fn stream(
     if start > 0 {
         use tokio::io::AsyncSeekExt;
         if let Err(err) = file.seek(std::io::SeekFrom::Start(start)).await {
-            return read_failed("(range)", &err);
+            return read_failed(path, &err);
         }
     }
     response.body(FileBody::new(file, len))
