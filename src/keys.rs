@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use ipnet::IpNet;
@@ -166,6 +166,9 @@ fn random_hex(bytes: usize) -> Result<String, KeyError> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Keys by id, as the key file holds them.
+type KeyMap = BTreeMap<String, ApiKey>;
+
 /// Where keys are kept.
 #[derive(Debug)]
 pub enum KeyStore {
@@ -176,7 +179,7 @@ pub enum KeyStore {
         /// `<data_dir>/keys.json`.
         path: PathBuf,
         /// The last read: the file's modification time and its keys.
-        snapshot: Mutex<Option<(SystemTime, BTreeMap<String, ApiKey>)>>,
+        snapshot: Mutex<Option<(SystemTime, Arc<KeyMap>)>>,
     },
 }
 
@@ -250,7 +253,7 @@ impl KeyStore {
             Self::Cache(cache) => Ok(cache
                 .get(&cache.keys().global().key(&format!("apikey:{id}")))
                 .await?),
-            Self::File { .. } => Ok(self.read_file()?.remove(id)),
+            Self::File { .. } => Ok(self.read_file()?.get(id).cloned()),
         }
     }
 
@@ -273,7 +276,7 @@ impl KeyStore {
                     .flatten()
                     .collect()
             }
-            Self::File { .. } => self.read_file()?.into_values().collect::<Vec<_>>(),
+            Self::File { .. } => self.read_file()?.values().cloned().collect::<Vec<_>>(),
         };
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(keys)
@@ -307,7 +310,7 @@ impl KeyStore {
                 Ok(())
             }
             Self::File { path, .. } => {
-                let mut keys = self.read_file()?;
+                let mut keys = BTreeMap::clone(&*self.read_file()?);
                 keys.insert(key.id.clone(), key.clone());
                 write_file(path, &keys)
             }
@@ -315,9 +318,10 @@ impl KeyStore {
     }
 
     /// The key file's contents, reread only when its modification time changed.
-    fn read_file(&self) -> Result<BTreeMap<String, ApiKey>, KeyError> {
+    /// Shared, not copied: the service reads it on every authenticated request.
+    fn read_file(&self) -> Result<Arc<KeyMap>, KeyError> {
         let Self::File { path, snapshot } = self else {
-            return Ok(BTreeMap::new());
+            return Ok(Arc::default());
         };
         let error = |message: String| KeyError::File {
             path: path.clone(),
@@ -325,19 +329,20 @@ impl KeyStore {
         };
         let modified = match std::fs::metadata(path) {
             Ok(meta) => meta.modified().map_err(|e| error(e.to_string()))?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::default()),
             Err(err) => return Err(error(err.to_string())),
         };
         let mut snapshot = snapshot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((seen, keys)) = snapshot.as_ref()
             && *seen == modified
         {
-            return Ok(keys.clone());
+            return Ok(Arc::clone(keys));
         }
         let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
         let keys: BTreeMap<String, ApiKey> =
             serde_json::from_slice(&bytes).map_err(|e| error(format!("unreadable: {e}")))?;
-        *snapshot = Some((modified, keys.clone()));
+        let keys = Arc::new(keys);
+        *snapshot = Some((modified, Arc::clone(&keys)));
         Ok(keys)
     }
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::http::{Response, request};
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,26 +29,6 @@ struct TestApp {
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
-}
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        serde_json::from_slice(&self.body).unwrap()
-    }
 }
 
 impl TestApp {
@@ -149,44 +131,14 @@ async fn deploy(config: &Config, input: &Path) {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
 }
 
-/// A minimal HTTP/1.1 client over a TCP stream, so the tests need no HTTP client crate.
+/// One request; the origin always sends a Content-Length, never a chunked body.
 async fn raw_request(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let response = request(base, method, path, headers, b"").await;
     assert!(
-        !headers.iter().any(|(k, _)| k == "transfer-encoding"),
+        response.header("transfer-encoding").is_none(),
         "the origin always sends a Content-Length"
     );
-    Response {
-        status,
-        headers,
-        body,
-    }
+    response
 }
 
 fn decoded(encoding: Option<&str>, body: &[u8]) -> Vec<u8> {

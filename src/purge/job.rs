@@ -414,6 +414,8 @@ pub async fn run(
         job.settle();
         save_logged(store, job).await;
     }
+    // With nothing left to send (a continued job), the status follows the batches.
+    job.settle();
     while options.wait && job.status == JobStatus::Running && started.elapsed() < options.timeout {
         tokio::time::sleep(options.poll_interval).await;
         refresh(provider, job).await;

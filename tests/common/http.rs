@@ -23,8 +23,9 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The body as JSON.
+    /// The body as JSON (and it says so in its Content-Type).
     pub fn json(&self) -> serde_json::Value {
+        assert_eq!(self.header("content-type"), Some("application/json"));
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
