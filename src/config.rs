@@ -678,6 +678,15 @@ impl Config {
         Ok(())
     }
 
+    /// The names of the configured sites (`default` when none is configured).
+    pub fn site_names(&self) -> Vec<String> {
+        if self.sites.is_empty() {
+            vec![DEFAULT_SITE.to_owned()]
+        } else {
+            self.sites.keys().cloned().collect()
+        }
+    }
+
     /// Resolves a site by name; `default` always exists when no sites are configured.
     pub fn site(&self, name: &str) -> Result<ResolvedSite, ConfigError> {
         if let Some(site) = self.sites.get(name) {

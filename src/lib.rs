@@ -13,6 +13,8 @@
 //!   memory while Redis is unreachable; [`cache::Cache`] is the typed handle.
 //! - [`purge`]: the purge engine — patterns, expansion against a manifest, reduction and
 //!   batching by provider capabilities, cost, jobs.
+//! - [`analytics`]: deploy savings per content type and day, and the report that joins
+//!   them with the origin's served-bytes counters (`GET /v1/analytics`).
 //! - [`http`]: the actix-web service behind `edgeship serve`.
 //! - [`keys`]: API keys (hashed, scoped, expiring, revocable); [`audit`]: the append-only
 //!   audit log of deploy, purge, key and auth events.
@@ -21,6 +23,7 @@
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
+pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod cache;

@@ -307,7 +307,8 @@ fn a_missing_bucket_ends_the_deploy_with_one_error_naming_the_setting() {
         testing::ACCESS_KEY,
         testing::SECRET_KEY,
     );
-    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+    // A configuration problem, like wrong credentials: exit 2, not the generic 1.
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
     let stderr = common::stderr(&output);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");

@@ -172,15 +172,16 @@ fn a_missing_input_is_a_usage_error() {
 }
 
 #[test]
-fn commands_not_yet_available_say_so_with_exit_2_and_help_describes_every_command() {
+fn stats_without_redis_says_where_analytics_are_and_help_describes_every_command() {
     let sandbox = Sandbox::new();
-    let output = sandbox.run(&["stats", "x"]);
+    let output = sandbox.run(&["stats"]);
     assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
     assert!(
-        stderr(&output).contains("not yet available"),
-        "{}",
-        stderr(&output)
+        err.contains("no Redis is configured (cache.redis_url)"),
+        "{err}"
     );
+    assert!(err.contains("/v1/analytics"), "{err}");
     let help = stdout(&sandbox.run(&["--help"]));
     for command in [
         "build", "deploy", "serve", "purge", "stats", "keys", "config",

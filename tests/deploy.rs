@@ -36,6 +36,7 @@ impl Env {
             base_delay_ms: 1,
             max_delay_ms: 20,
             call_timeout_ms: 10_000,
+            min_upload_bytes_per_sec: 1024 * 1024,
         };
         Self { dir, config }
     }
@@ -245,6 +246,65 @@ async fn a_redeploy_of_an_unchanged_tree_makes_no_put() {
         calls.len(),
         2,
         "one manifest read and one in-progress check: {calls:?}"
+    );
+}
+
+/// With the cache layer, a redeploy validates the cached manifest with one `HEAD` instead
+/// of downloading it; a manifest changed behind edgeship's back (other hash) is read again.
+#[tokio::test]
+async fn the_manifest_is_cached_and_revalidated_by_its_hash() {
+    let env = Env::new();
+    let memory = Arc::new(MemoryProvider::default());
+    let cache = edgeship::cache::Cache::memory();
+    let input = common::fixture("site");
+    let deploy = || async {
+        Deployer::with_provider(&env.config, "default", memory.clone())
+            .unwrap()
+            .with_cache(cache.clone())
+            .run(&env.options(&input), Arc::new(NoProgress))
+            .await
+            .unwrap()
+    };
+    deploy().await;
+    let manifest_key = &env.config.deploy.manifest_key;
+    let (meta, bytes) = memory.object(manifest_key).unwrap();
+    assert_eq!(
+        meta.metadata.get("edgeship-hash").map(String::as_str),
+        Some(blake3::hash(&bytes).to_hex().as_str()),
+        "the stored manifest carries its hash"
+    );
+
+    memory.clear_calls();
+    let report = deploy().await;
+    assert_eq!(report.uploaded, 0);
+    let calls = memory.calls();
+    assert!(
+        calls.contains(&Call::Head(manifest_key.clone()))
+            && !calls.contains(&Call::Get(manifest_key.clone())),
+        "validated by HEAD, not downloaded: {calls:?}"
+    );
+
+    // Someone rewrites the manifest (another tool, a restore): its hash differs, so the
+    // next deploy reads it from the provider and sees that nothing is deployed any more.
+    let empty = Manifest::default().to_compact_json();
+    let mut put = edgeship_providers::PutRequest::bytes(manifest_key.clone(), empty.clone());
+    put.metadata.insert(
+        "edgeship-hash".into(),
+        blake3::hash(&empty).to_hex().to_string(),
+    );
+    memory.put(put).await.unwrap();
+    memory.clear_calls();
+    let report = deploy().await;
+    assert!(memory.calls().contains(&Call::Get(manifest_key.clone())));
+    assert!(
+        report.uploaded > 15,
+        "everything is uploaded again: {}",
+        report.uploaded
+    );
+    let stored = Manifest::from_json(&memory.object(manifest_key).unwrap().1).unwrap();
+    assert!(
+        stored.assets.len() > 15,
+        "the manifest describes the site again"
     );
 }
 
@@ -551,6 +611,7 @@ async fn objects_whose_retries_run_out_are_uploaded_again_in_a_later_round() {
         base_delay_ms: 1,
         max_delay_ms: 2,
         call_timeout_ms: 10_000,
+        min_upload_bytes_per_sec: 1024 * 1024,
     };
     let site = generated_site(env.dir.path(), 60);
     let memory = Arc::new(MemoryProvider::default());

@@ -407,22 +407,7 @@ async fn a_tar_gz_upload_deploys_the_site_in_the_background_and_reports_progress
     );
     let id = started.json()["id"].as_str().unwrap().to_string();
     assert!(started.json()["files"].as_u64().unwrap() >= 15);
-    let mut job = serde_json::Value::Null;
-    for _ in 0..200 {
-        job = app
-            .call(
-                "GET",
-                &format!("/v1/deploys/{id}"),
-                &[("authorization", &auth)],
-                b"",
-            )
-            .await
-            .json();
-        if job["status"] != "queued" && job["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let job = finished_deploy(&app, &auth, &id).await;
     assert_eq!(job["status"], "done", "{job}");
     assert!(job["report"]["uploaded"].as_u64().unwrap() > 15, "{job}");
     let root = app.config.site("default").unwrap().root;
@@ -562,4 +547,268 @@ async fn the_manifest_is_listed_in_pages_with_a_prefix() {
         app.admin("GET", "/v1/sites/nope/assets", None).await.status,
         404
     );
+}
+
+/// Polls a deploy job until it leaves `queued` / `running`.
+async fn finished_deploy(app: &TestApp, auth: &str, id: &str) -> serde_json::Value {
+    let mut job = serde_json::Value::Null;
+    for _ in 0..400 {
+        job = app
+            .call(
+                "GET",
+                &format!("/v1/deploys/{id}"),
+                &[("authorization", auth)],
+                b"",
+            )
+            .await
+            .json();
+        if job["status"] != "queued" && job["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    job
+}
+
+/// The whole path through HTTP only: upload the fixtures as tar.gz, poll the deploy to
+/// done, fetch an asset with br, gzip and no encoding (each the right bytes, `Vary` set),
+/// revalidate with `If-None-Match` (304), and read what it saved in `GET /v1/analytics`.
+#[tokio::test]
+async fn fixtures_uploaded_as_tar_gz_are_served_negotiated_revalidated_and_counted() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let auth = format!(
+        "Bearer {}",
+        key(&app, vec![Scope::Deploy, Scope::Read]).await
+    );
+    let started = app
+        .call(
+            "POST",
+            "/v1/sites/default/deploys",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/gzip"),
+            ],
+            &tar_gz_of(&fixture("site")),
+        )
+        .await;
+    assert_eq!(started.status, 202);
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let job = finished_deploy(&app, &auth, &id).await;
+    assert_eq!(job["status"], "done", "{job}");
+
+    let path = "/assets/styles.5b6c7d8e.css";
+    let original = std::fs::read(fixture("site").join("assets/styles.5b6c7d8e.css")).unwrap();
+    let fetch = |encoding: &'static str| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = if encoding.is_empty() {
+                vec![]
+            } else {
+                vec![("accept-encoding", encoding)]
+            };
+            app.call("GET", path, &headers, b"").await
+        }
+    };
+    let identity = fetch("").await;
+    assert_eq!(identity.status, 200);
+    assert_eq!(identity.header("content-encoding"), None);
+    assert_eq!(
+        identity.header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert!(identity.body.len() < original.len(), "minified");
+    let css = String::from_utf8(identity.body.clone()).unwrap();
+    assert!(css.contains('{') && !css.contains("\n\n"), "{css:.200}");
+
+    let br = fetch("br").await;
+    assert_eq!(br.status, 200);
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert!(
+        br.header("vary")
+            .unwrap()
+            .eq_ignore_ascii_case("accept-encoding")
+    );
+    let mut decoded = Vec::new();
+    brotli::BrotliDecompress(&mut &br.body[..], &mut decoded).unwrap();
+    assert_eq!(decoded, identity.body, "br decodes to the identity bytes");
+    assert!(br.body.len() < identity.body.len());
+
+    let gzip = fetch("gzip").await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert!(
+        gzip.header("vary")
+            .unwrap()
+            .eq_ignore_ascii_case("accept-encoding")
+    );
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzip.body[..]),
+        &mut decoded,
+    )
+    .unwrap();
+    assert_eq!(decoded, identity.body, "gzip decodes to the identity bytes");
+
+    let etag = br.header("etag").unwrap().to_string();
+    assert!(etag.starts_with('"'), "strong: {etag}");
+    let revalidated = app
+        .call(
+            "GET",
+            path,
+            &[("accept-encoding", "br"), ("if-none-match", &etag)],
+            b"",
+        )
+        .await;
+    assert_eq!(revalidated.status, 304);
+    assert!(revalidated.body.is_empty());
+
+    // The origin's counters reach the cache layer once a second.
+    let mut site = serde_json::Value::Null;
+    for _ in 0..60 {
+        let report = app
+            .call(
+                "GET",
+                "/v1/analytics?site=default",
+                &[("authorization", &auth)],
+                b"",
+            )
+            .await;
+        assert_eq!(report.status, 200);
+        site = report.json()["sites"][0].clone();
+        if site["origin"]["in_range"]["not_modified"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let origin = &site["origin"]["in_range"];
+    assert_eq!(origin["not_modified"], 1, "{site}");
+    assert_eq!(
+        origin["by_encoding"]["br"]["bytes"].as_u64().unwrap(),
+        br.body.len() as u64,
+        "{origin}"
+    );
+    assert_eq!(
+        origin["by_encoding"]["gzip"]["identity_bytes"]
+            .as_u64()
+            .unwrap(),
+        identity.body.len() as u64
+    );
+    let deploys = &site["deploys"];
+    assert_eq!(deploys["all_time"]["deploys"], 1, "{deploys}");
+    assert_eq!(
+        deploys["current"]["total"]["files"],
+        job["report"]["build"]["files"]
+    );
+    let css = &deploys["current"]["by_content_type"]["text/css"];
+    assert!(
+        css["original_bytes"].as_u64() > css["best_bytes"].as_u64(),
+        "{css}"
+    );
+}
+
+#[tokio::test]
+async fn analytics_needs_read_and_refuses_bad_ranges_unknown_sites_and_parameters() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let purger = format!("Bearer {}", key(&app, vec![Scope::Purge]).await);
+    let reader = format!("Bearer {}", key(&app, vec![Scope::Read]).await);
+    assert_eq!(app.call("GET", "/v1/analytics", &[], b"").await.status, 401);
+    let denied = app
+        .call("GET", "/v1/analytics", &[("authorization", &purger)], b"")
+        .await;
+    assert_eq!(denied.status, 403);
+    let empty = app
+        .call("GET", "/v1/analytics", &[("authorization", &reader)], b"")
+        .await;
+    assert_eq!(empty.status, 200);
+    let report = empty.json();
+    assert_eq!(report["group_by"], "day");
+    assert_eq!(report["sites"][0]["site"], "default");
+    assert_eq!(report["sites"][0]["deploys"]["all_time"]["deploys"], 0);
+    assert_eq!(report["sites"][0]["origin"]["in_range"]["requests"], 0);
+    for (query, status, code) in [
+        ("from=yesterday", 400, "bad_time"),
+        ("from=2026-11-30&to=2026-11-01", 400, "bad_range"),
+        ("from=2020-01-01&to=2026-01-01", 400, "bad_range"),
+        ("group_by=week", 400, "bad_group_by"),
+        ("sight=default", 400, "bad_query"),
+        ("site=nope", 404, "unknown_site"),
+    ] {
+        let answer = app
+            .call(
+                "GET",
+                &format!("/v1/analytics?{query}"),
+                &[("authorization", &reader)],
+                b"",
+            )
+            .await;
+        assert_eq!(answer.status, status, "{query}");
+        assert_eq!(answer.code(), code, "{query}");
+    }
+    let hourly = app
+        .call(
+            "GET",
+            "/v1/analytics?from=2026-11-29T00:00:00Z&to=2026-11-30T00:00:00Z",
+            &[("authorization", &reader)],
+            b"",
+        )
+        .await
+        .json();
+    assert_eq!(hourly["group_by"], "hour");
+    assert_eq!(hourly["from"], "2026-11-29T00:00:00Z");
+}
+
+/// `/openapi.json` describes the routes the app really has: every documented path
+/// answers with something other than "no such route".
+#[tokio::test]
+async fn the_openapi_document_describes_routes_that_exist() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let doc = app.call("GET", "/openapi.json", &[], b"").await;
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 11, "{}", paths.len());
+    for (path, methods) in paths {
+        let concrete = path
+            .replace("{site}", "default")
+            .replace("{id}", "p0000000000000000");
+        for method in methods.as_object().unwrap().keys() {
+            let answer = app.call(&method.to_uppercase(), &concrete, &[], b"").await;
+            assert_ne!(answer.status, 405, "{method} {path}");
+            if answer.status == 404 {
+                assert_ne!(answer.code(), "not_found", "{method} {path} is not routed");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
+    let app = deployed(|_| {}).await;
+    let purge = app
+        .admin(
+            "POST",
+            "/v1/sites/default/purges",
+            Some(&json!({ "patterns": ["/index.html"], "wait": true })),
+        )
+        .await;
+    assert_eq!(purge.status, 200);
+    app.call("GET", "/v1/purges/p0000000000000000", &[], b"")
+        .await;
+    app.call("GET", "/v1/no-such-route", &[], b"").await;
+    assert_eq!(app.admin("GET", "/v1/analytics", None).await.status, 200);
+    let metrics = app.call("GET", "/metrics", &[], b"").await;
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8(metrics.body).unwrap();
+    for needle in [
+        "edgeship_http_requests_total{route=\"/v1/sites/{site}/purges\",method=\"POST\",status=\"200\"}",
+        "edgeship_http_requests_total{route=\"/v1/purges/{id}\",method=\"GET\",status=\"401\"}",
+        "edgeship_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}",
+        "edgeship_http_request_duration_seconds_bucket{route=\"/v1/sites/{site}/purges\",method=\"POST\",le=\"0.005\"}",
+        "edgeship_purge_jobs_total{site=\"default\",source=\"api\"}",
+        "edgeship_purge_items_total{site=\"default\"}",
+        "edgeship_provider_breaker_open{provider=",
+        "edgeship_cache_operations_total{",
+    ] {
+        assert!(text.contains(needle), "no {needle} in:\n{text}");
+    }
 }

@@ -1,5 +1,6 @@
 //! `edgeship purge` through the real binary: bad patterns, dry runs of the fixtures,
-//! confirmation, jobs and their status (also across processes through Redis).
+//! confirmation, jobs and their status (also across processes through Redis); and
+//! `edgeship stats` reading what deploys recorded in Redis.
 
 mod common;
 
@@ -124,19 +125,22 @@ fn everything_and_large_purges_need_confirm_and_jobs_are_readable_by_id() {
     assert!(stderr(&bad).contains("is not a purge job id"));
 }
 
+/// Runs the binary with the shared Redis configured under `prefix`.
+fn with_redis(sandbox: &Sandbox, prefix: &str, args: &[&str]) -> std::process::Output {
+    sandbox
+        .command()
+        .env("EDGESHIP_CACHE__REDIS_URL", common::redis::SHARED_REDIS)
+        .env("EDGESHIP_CACHE__PREFIX", prefix)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn purge_jobs_live_in_redis_and_survive_the_process() {
     let sandbox = deployed();
     let prefix = common::redis::unique_prefix("purge-jobs");
-    let run = |args: &[&str]| {
-        sandbox
-            .command()
-            .env("EDGESHIP_CACHE__REDIS_URL", common::redis::SHARED_REDIS)
-            .env("EDGESHIP_CACHE__PREFIX", &prefix)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| with_redis(&sandbox, &prefix, args);
     let output = run(&["purge", "/index.html", "/about/", "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let job: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -160,4 +164,54 @@ fn purge_jobs_live_in_redis_and_survive_the_process() {
     let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut redis).unwrap();
     assert!(ttl > 6 * 24 * 3600, "jobs expire after a week, ttl {ttl}");
     let _: () = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
+}
+
+#[test]
+fn deploys_with_redis_record_savings_that_stats_prints() {
+    let sandbox = Sandbox::new();
+    let prefix = common::redis::unique_prefix("stats");
+    let run = |args: &[&str]| with_redis(&sandbox, &prefix, args);
+    let site = fixture("site");
+    let deploy = run(&["deploy", site.to_str().unwrap(), "--json"]);
+    assert_eq!(deploy.status.code(), Some(0), "{}", stderr(&deploy));
+    let deployed: Value = serde_json::from_slice(&deploy.stdout).unwrap();
+    // A no-op redeploy uploads nothing and changes no figure.
+    let again = run(&["deploy", site.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+
+    let output = run(&["stats", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let deploys = &report["sites"][0]["deploys"];
+    assert_eq!(report["sites"][0]["site"], "default");
+    assert_eq!(deploys["all_time"]["deploys"], 1, "{deploys}");
+    assert_eq!(deploys["in_range"]["deploys"], 1);
+    assert_eq!(
+        deploys["current"]["total"]["files"],
+        deployed["build"]["files"]
+    );
+    assert_eq!(
+        deploys["current"]["total"]["original_bytes"],
+        deployed["build"]["bytes_in"]
+    );
+    let css = &deploys["current"]["by_content_type"]["text/css"];
+    let (original, minified, best) = (
+        css["original_bytes"].as_u64().unwrap(),
+        css["minified_bytes"].as_u64().unwrap(),
+        css["best_bytes"].as_u64().unwrap(),
+    );
+    assert!(original > minified && minified > best, "{css}");
+    assert!(css["variant_bytes"]["br"].as_u64().unwrap() > 0, "{css}");
+
+    let text = stdout(&run(&["stats", "--site", "default"]));
+    assert!(text.contains("site default"), "{text}");
+    assert!(text.contains("deploys: 1 in range, 1 in all"), "{text}");
+    assert!(text.contains("text/css"), "{text}");
+    let bad = run(&["stats", "--from", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("`from` is `yesterday`"),
+        "{}",
+        stderr(&bad)
+    );
 }

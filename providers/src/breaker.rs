@@ -47,6 +47,10 @@ impl Default for BreakerPolicy {
     }
 }
 
+/// The gauge `edgeship_provider_breaker_open{provider}`: 1 from the moment the breaker
+/// opens until a call succeeds again, else 0.
+pub const OPEN_GAUGE: &str = "edgeship_provider_breaker_open";
+
 /// The breaker's state, for metrics and `/readyz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +96,7 @@ pub struct Breaker<P> {
 impl<P: Provider> Breaker<P> {
     /// Wraps `inner`.
     pub fn new(inner: P, policy: BreakerPolicy) -> Self {
+        metrics::gauge!(OPEN_GAUGE, "provider" => inner.to_string()).set(0.0);
         Self {
             inner,
             policy,
@@ -138,6 +143,7 @@ impl<P: Provider> Breaker<P> {
                 if half_open || state.failures() >= self.policy.failure_threshold {
                     if !half_open {
                         tracing::warn!(provider = %self.inner, failures = state.failures(), "circuit breaker open: {err}");
+                        metrics::gauge!(OPEN_GAUGE, "provider" => self.inner.to_string()).set(1.0);
                     }
                     state.open_until =
                         Some(Instant::now() + Duration::from_millis(self.policy.cooldown_ms));
@@ -150,6 +156,7 @@ impl<P: Provider> Breaker<P> {
             _ => {
                 if state.open_until.take().is_some() {
                     tracing::info!(provider = %self.inner, "circuit breaker closed");
+                    metrics::gauge!(OPEN_GAUGE, "provider" => self.inner.to_string()).set(0.0);
                     state.recent.clear();
                 }
                 state.record(false, self.policy.window);

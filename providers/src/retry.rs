@@ -29,7 +29,23 @@ pub struct RetryPolicy {
     pub max_delay_ms: u64,
     /// One attempt longer than this is abandoned as a retryable timeout, in milliseconds.
     pub call_timeout_ms: u64,
+    /// The slowest upload rate tolerated, in bytes per second: a put of `n` bytes may take
+    /// `call_timeout_ms` plus `n` / this, so large (multipart) objects are not cut off by
+    /// a timeout meant for small calls.
+    pub min_upload_bytes_per_sec: u64,
 }
+
+impl RetryPolicy {
+    /// The time one attempt may take when it sends `bytes`.
+    pub fn timeout_for(&self, bytes: u64) -> Duration {
+        let transfer_ms = bytes.saturating_mul(1000) / self.min_upload_bytes_per_sec.max(1);
+        Duration::from_millis(self.call_timeout_ms.saturating_add(transfer_ms))
+    }
+}
+
+/// The counter `edgeship_provider_retries_total{provider, operation, class}`: attempts
+/// that failed transiently and were retried, by error class.
+pub const RETRIES_COUNTER: &str = "edgeship_provider_retries_total";
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -38,6 +54,7 @@ impl Default for RetryPolicy {
             base_delay_ms: 100,
             max_delay_ms: 5_000,
             call_timeout_ms: 60_000,
+            min_upload_bytes_per_sec: 1024 * 1024,
         }
     }
 }
@@ -77,14 +94,20 @@ impl<P: Provider> Retry<P> {
         Arc::clone(&self.throttles)
     }
 
-    async fn run<T, F, Fut>(&self, operation: &'static str, key: &str, mut call: F) -> Result<T>
+    async fn run<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        bytes: u64,
+        mut call: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut + Send,
         Fut: Future<Output = Result<T>> + Send,
         T: Send,
     {
         let started = Instant::now();
-        let timeout = Duration::from_millis(self.policy.call_timeout_ms);
+        let timeout = self.policy.timeout_for(bytes);
         let provider = self.inner.to_string();
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let attempt = || {
@@ -116,6 +139,8 @@ impl<P: Provider> Retry<P> {
             .adjust(|err, delay| delay.map(|d| err.retry_after().unwrap_or_else(|| d.mul_f64(fastrand::f64()))))
             .notify(|err, delay| {
                 self.retries.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(RETRIES_COUNTER, "provider" => provider.clone(), "operation" => operation, "class" => err.class())
+                    .increment(1);
                 if matches!(err, ProviderError::Throttled { .. }) {
                     self.throttles.fetch_add(1, Ordering::Relaxed);
                 }
@@ -151,20 +176,22 @@ impl<P: Provider> Provider for Retry<P> {
     }
 
     async fn put(&self, request: PutRequest) -> Result<ObjectMeta> {
-        self.run("put", &request.key, || self.inner.put(request.clone()))
-            .await
+        self.run("put", &request.key, request.body.size(), || {
+            self.inner.put(request.clone())
+        })
+        .await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        self.run("head", key, || self.inner.head(key)).await
+        self.run("head", key, 0, || self.inner.head(key)).await
     }
 
     async fn get(&self, key: &str) -> Result<(ObjectMeta, Bytes)> {
-        self.run("get", key, || self.inner.get(key)).await
+        self.run("get", key, 0, || self.inner.get(key)).await
     }
 
     async fn list_page(&self, prefix: &str, cursor: Option<String>) -> Result<ListPage> {
-        self.run("list", prefix, || {
+        self.run("list", prefix, 0, || {
             self.inner.list_page(prefix, cursor.clone())
         })
         .await
@@ -172,16 +199,16 @@ impl<P: Provider> Provider for Retry<P> {
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         let first = keys.first().map(String::as_str).unwrap_or_default();
-        self.run("delete", first, || self.inner.delete_many(keys))
+        self.run("delete", first, 0, || self.inner.delete_many(keys))
             .await
     }
 
     async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
-        self.run("purge", "", || self.inner.purge(request)).await
+        self.run("purge", "", 0, || self.inner.purge(request)).await
     }
 
     async fn purge_status(&self, id: &str) -> Result<PurgeStatus> {
-        self.run("purge_status", id, || self.inner.purge_status(id))
+        self.run("purge_status", id, 0, || self.inner.purge_status(id))
             .await
     }
 }
@@ -192,12 +219,31 @@ mod tests {
     use crate::faults::{FaultConfig, Faulty};
     use crate::memory::MemoryProvider;
 
+    #[test]
+    fn large_puts_get_time_for_their_bytes() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.timeout_for(0), Duration::from_secs(60));
+        assert_eq!(
+            policy.timeout_for(100 * 1024 * 1024),
+            Duration::from_secs(160)
+        );
+        let stalled = RetryPolicy {
+            min_upload_bytes_per_sec: 0,
+            ..policy
+        };
+        assert!(
+            stalled.timeout_for(u64::MAX) > Duration::from_secs(60),
+            "no overflow, no division by zero"
+        );
+    }
+
     fn fast() -> RetryPolicy {
         RetryPolicy {
             attempts: 5,
             base_delay_ms: 100,
             max_delay_ms: 5_000,
             call_timeout_ms: 1_000,
+            min_upload_bytes_per_sec: 1024 * 1024,
         }
     }
 

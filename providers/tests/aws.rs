@@ -37,6 +37,7 @@ fn fast_retries() -> RetryPolicy {
         base_delay_ms: 1,
         max_delay_ms: 5,
         call_timeout_ms: 60_000,
+        min_upload_bytes_per_sec: 1024 * 1024,
     }
 }
 

@@ -54,6 +54,7 @@ async fn a_provider_failing_a_third_of_calls_conforms_behind_retry() {
         base_delay_ms: 1,
         max_delay_ms: 5,
         call_timeout_ms: 10_000,
+        min_upload_bytes_per_sec: 1024 * 1024,
     };
     let dir = tempfile::tempdir().unwrap();
     let retry = Retry::new(Faulty::new(LocalProvider::new(dir.path()), faults), policy);

@@ -27,14 +27,25 @@
 //! # Where it is wired in
 //!
 //! `AppState` builds one [`Cache`] from `[cache]` and hands it to every handler
-//! (`state.cache()`); `/readyz`, `/metrics` and `/v1/cache/stats` read it. Key names for
-//! the users still to come are fixed in [`keys::SiteKeys`] (`manifest`, `lock:deploy`,
-//! `job:{id}`). [`CacheLock`] is the per-site deploy lock: the deploy engine takes it in
-//! Redis when `redis_url` is set (so deploys from several machines exclude each other) and
-//! a lock file otherwise. Still to wire as those parts arrive: deploy and purge job state
-//! (the HTTP API), analytics counters, a cached copy of remote manifests, and the
-//! processing-cache index of the service (the CLI's pipeline keeps its on-disk cache and
-//! stat index, which need no Redis).
+//! (`state.cache()`); `/readyz`, `/metrics` and `/v1/cache/stats` read it. Its users,
+//! with their keys ([`keys::SiteKeys`]):
+//!
+//! - deploy and purge jobs (`job:{id}`, 7 days), written by the API, the CLI and deploys;
+//! - the per-site deploy lock ([`CacheLock`], `lock:deploy`): in Redis when `redis_url`
+//!   is set, so deploys from several machines exclude each other (a lock file otherwise);
+//! - each site's manifest (`manifest`): a copy of the stored one, used while a `HEAD` of
+//!   the stored one shows the same hash (see `deploy::read_manifest_cached`), so deploys,
+//!   purges and the assets API do not download a large manifest again;
+//! - analytics: deploy savings and the origin's served-bytes counters
+//!   (`analytics:*`, `origin:served*`);
+//! - API keys and their last-known snapshot.
+//!
+//! The processing cache is deliberately not in it: its entries are the processed files
+//! (minified bytes and compressed variants) that the uploading process streams from local
+//! disk, so an index of them shared through Redis would point other replicas at files
+//! they do not have. Uploads through the API are new files every time, so the service
+//! finds earlier results by content hash (one blake3 pass over freshly written files), not
+//! through the CLI's stat index.
 
 pub mod codec;
 pub mod fallback;

@@ -5,6 +5,7 @@
 
 mod keys;
 mod purge;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,8 +96,14 @@ pub enum Command {
     /// --confirm. Exit codes: 0 done (or submitted), 1 some requests failed, 2 bad
     /// pattern or configuration, 3 refused (needs --confirm).
     Purge(PurgeArgs),
-    /// Print bandwidth saved and cache hit ratios. Not yet available.
-    Stats(PendingArgs),
+    /// Print what minification and precompression saved, per site and content type, and
+    /// what the origin served per encoding.
+    ///
+    /// The same figures as `GET /v1/analytics`, read from the cache layer: deploys record
+    /// the site's original, minified and per-variant bytes; `edgeship serve` counts the
+    /// bytes its origin sends. Needs Redis (cache.redis_url), where the service and
+    /// deploys from pipelines share them. Exit codes: 0 done, 2 bad range or no Redis.
+    Stats(stats::StatsArgs),
     /// Create, list and revoke API keys for the HTTP API.
     ///
     /// Keys are stored hashed (in the cache layer with Redis, else <data_dir>/keys.json);
@@ -268,14 +275,6 @@ pub struct ServeArgs {
     pub bind: Option<String>,
 }
 
-/// Arguments of commands that later releases fill in.
-#[derive(Debug, Args)]
-pub struct PendingArgs {
-    /// Arguments (ignored until the command is available).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
-}
-
 /// `edgeship config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -331,16 +330,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Deploy(args) => run_deploy(&config, &args),
         Command::Purge(args) => purge::run(&config, &args),
-        Command::Stats(_) => Ok(pending("stats")),
+        Command::Stats(args) => stats::run(&config, &args),
         Command::Keys(command) => keys::run(&config, &command),
     }
-}
-
-fn pending(command: &str) -> u8 {
-    eprintln!(
-        "error: `edgeship {command}` is not yet available in this version; see `edgeship {command} --help` and the README for what is planned"
-    );
-    EXIT_USAGE
 }
 
 fn init_tracing(config: &Config) {
@@ -526,7 +518,14 @@ fn run_deploy(config: &Config, args: &DeployArgs) -> anyhow::Result<u8> {
     let progress: std::sync::Arc<dyn crate::deploy::DeployProgress> =
         std::sync::Arc::new(DeployBar::new(!args.json));
     let result = runtime.block_on(async {
-        let deployer = Deployer::new(config, &args.site)?;
+        let mut deployer = Deployer::new(config, &args.site)?;
+        // With Redis, deploys from pipelines feed the service's analytics and share the
+        // cached manifest.
+        if config.cache.redis_url.is_some()
+            && let Ok(cache) = crate::cache::Cache::from_config(&config.cache)
+        {
+            deployer = deployer.with_cache(cache);
+        }
         deployer
             .run(&options, std::sync::Arc::clone(&progress))
             .await

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::DeployProgress;
 
 /// Where a deploy job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeployStatus {
     /// Accepted, waiting to start.
@@ -25,7 +25,7 @@ pub enum DeployStatus {
 }
 
 /// A deploy job's state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeployJob {
     /// The job id (`d…`).
     pub id: String,
@@ -52,6 +52,7 @@ pub struct DeployJob {
     /// Unix seconds of the last change.
     pub updated_at: u64,
     /// The deploy report, when finished.
+    #[schema(value_type = Option<Object>)]
     pub report: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<String>,

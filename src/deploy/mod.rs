@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use edgeship_providers::faults::Faulty;
 use edgeship_providers::local::LocalProvider;
 use edgeship_providers::memory::MemoryProvider;
+use edgeship_providers::object::META_HASH;
 use edgeship_providers::{ProviderError, ProviderExt, PutRequest, SharedProvider};
 use serde::Serialize;
 
@@ -86,7 +87,9 @@ impl DeployError {
             Self::Build(err) if err.is_refusal() => 3,
             Self::Lock(LockError::Held { .. }) | Self::Refused(_) => 3,
             Self::Provider(
-                ProviderError::Unauthenticated { .. } | ProviderError::PermissionDenied { .. },
+                ProviderError::Unauthenticated { .. }
+                | ProviderError::PermissionDenied { .. }
+                | ProviderError::Misconfigured { .. },
             ) => 2,
             _ => 1,
         }
@@ -203,6 +206,7 @@ pub struct Deployer {
     config: Config,
     site: ResolvedSite,
     raw: SharedProvider,
+    cache: Option<crate::cache::Cache>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -223,6 +227,7 @@ impl Deployer {
             config: config.clone(),
             site,
             raw,
+            cache: None,
         })
     }
 
@@ -237,7 +242,17 @@ impl Deployer {
             config: config.clone(),
             site,
             raw: provider,
+            cache: None,
         })
+    }
+
+    /// Uses the cache layer: each deploy records what it saves for the analytics report
+    /// (see [`crate::analytics`]), and the site's manifest is kept there (see
+    /// [`read_manifest_cached`]). Without it nothing is recorded and the manifest is
+    /// always read from the provider.
+    pub fn with_cache(mut self, cache: crate::cache::Cache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Runs a deploy: takes the site's lock, deploys, releases the lock (also when the
@@ -475,10 +490,16 @@ impl Deployer {
             }
         }
         if has_work || remote.assets != manifest.assets {
-            let mut put = PutRequest::bytes(manifest_key.clone(), manifest.to_compact_json());
+            let json = manifest.to_compact_json();
+            let hash = blake3::hash(&json).to_hex().to_string();
+            let mut put = PutRequest::bytes(manifest_key.clone(), json);
             put.content_type = Some("application/json".into());
             put.cache_control = Some("no-store".into());
+            put.metadata.insert(META_HASH.into(), hash.clone());
             provider.put(put).await?;
+            if let Some(cache) = &self.cache {
+                store_cached_manifest(cache, &self.site.name, hash, &manifest).await;
+            }
         }
         if delete_now {
             progress.phase("delete", plan.stale_keys.len() as u64, 0);
@@ -528,6 +549,26 @@ impl Deployer {
         }
         if has_work && report.failures.is_empty() {
             provider.delete_many(&[IN_PROGRESS_KEY.to_string()]).await?;
+        }
+        if let Some(cache) = &self.cache {
+            let shipped: Vec<&crate::pipeline::ProcessedAsset> = assets
+                .iter()
+                .filter(|asset| {
+                    plan::entry_keys(&asset.path, &asset.manifest_entry())
+                        .iter()
+                        .any(|key| succeeded.contains(key))
+                })
+                .collect();
+            let site_assets: Vec<&crate::pipeline::ProcessedAsset> = assets
+                .iter()
+                .filter(|asset| manifest.assets.contains_key(&asset.path))
+                .collect();
+            if let Err(err) =
+                crate::analytics::record_deploy(cache, &self.site.name, &site_assets, &shipped)
+                    .await
+            {
+                tracing::warn!(site = %self.site.name, error = %err, "deploy analytics not recorded");
+            }
         }
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "done");
         report.retries = retries.load(Ordering::Relaxed);
@@ -610,7 +651,8 @@ impl Deployer {
         provider: &SharedProvider,
         manifest_key: &str,
     ) -> Result<(Option<Manifest>, bool), DeployError> {
-        let manifest = read_manifest(provider, manifest_key).await?;
+        let cache = self.cache.as_ref().map(|c| (c, self.site.name.as_str()));
+        let manifest = read_manifest_cached(provider, manifest_key, cache).await?;
         let interrupted = provider.get_opt(IN_PROGRESS_KEY).await?.is_some();
         Ok((manifest, interrupted))
     }
@@ -859,15 +901,98 @@ pub async fn read_manifest(
     provider: &SharedProvider,
     key: &str,
 ) -> Result<Option<Manifest>, DeployError> {
+    Ok(read_manifest_hashed(provider, key)
+        .await?
+        .map(|(_, manifest)| manifest))
+}
+
+/// How long a manifest is kept in the cache layer without being used.
+pub const MANIFEST_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// A site's manifest as kept in the cache layer, with the hash of the stored JSON it
+/// was read from (or written as).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CachedManifest {
+    hash: String,
+    manifest: Manifest,
+}
+
+/// Reads a site's manifest through the cache layer: a `HEAD` of the stored manifest
+/// gives its hash (the `edgeship-hash` metadata deploys write), and when the cached copy
+/// has that hash it is used without downloading or parsing the manifest again (a large
+/// site's manifest is megabytes). Otherwise it is read from the provider and cached.
+/// A manifest written by another tool, without the hash, is always read from the
+/// provider. Cache failures fall back to the provider; they never fail the read.
+pub async fn read_manifest_cached(
+    provider: &SharedProvider,
+    key: &str,
+    cache: Option<(&crate::cache::Cache, &str)>,
+) -> Result<Option<Manifest>, DeployError> {
+    let Some((cache, site)) = cache else {
+        return read_manifest(provider, key).await;
+    };
+    let cache_key = cache.site(site).manifest();
+    let stored_hash = match provider.head(key).await {
+        Ok(meta) => meta.metadata.get(META_HASH).cloned(),
+        Err(ProviderError::NotFound { .. }) => {
+            if let Err(err) = cache.delete(&cache_key).await {
+                tracing::debug!(error = %err, "cached manifest not removed");
+            }
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if let Some(hash) = &stored_hash {
+        match cache.get::<CachedManifest>(&cache_key).await {
+            Ok(Some(cached)) if cached.hash == *hash => return Ok(Some(cached.manifest)),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(site, error = %err, "cached manifest unreadable; reading it from the provider")
+            }
+        }
+    }
+    let Some((hash, manifest)) = read_manifest_hashed(provider, key).await? else {
+        return Ok(None);
+    };
+    if stored_hash.as_deref() == Some(hash.as_str()) {
+        store_cached_manifest(cache, site, hash, &manifest).await;
+    }
+    Ok(Some(manifest))
+}
+
+async fn store_cached_manifest(
+    cache: &crate::cache::Cache,
+    site: &str,
+    hash: String,
+    manifest: &Manifest,
+) {
+    let key = cache.site(site).manifest();
+    #[derive(serde::Serialize)]
+    struct Borrowed<'a> {
+        hash: String,
+        manifest: &'a Manifest,
+    }
+    let value = Borrowed { hash, manifest };
+    if let Err(err) = cache.set(&key, &value, Some(MANIFEST_CACHE_TTL)).await {
+        tracing::warn!(site, error = %err, "manifest not cached");
+    }
+}
+
+/// The stored manifest and the blake3 hash of its bytes.
+async fn read_manifest_hashed(
+    provider: &SharedProvider,
+    key: &str,
+) -> Result<Option<(String, Manifest)>, DeployError> {
     let Some((_, bytes)) = provider.get_opt(key).await? else {
         return Ok(None);
     };
+    let hash = blake3::hash(&bytes).to_hex().to_string();
     // Parsing a large manifest is CPU work: off the async workers.
     tokio::task::spawn_blocking(move || Manifest::from_json(&bytes))
         .await
         .map_err(|e| e.to_string())
         .and_then(|parsed| parsed)
-        .map(Some)
+        .map(|manifest| Some((hash, manifest)))
         .map_err(|message| DeployError::BadManifest {
             key: key.to_string(),
             message,

@@ -4,6 +4,7 @@
 //! app on port 0 and stop it when they are done.
 
 pub mod auth;
+pub mod openapi;
 pub mod origin;
 pub mod prometheus;
 pub mod routes;
@@ -43,6 +44,8 @@ struct Inner {
     guard: auth::Guard,
     job_store: JobStore,
     jobs: TaskTracker,
+    report_cache: routes::analytics::ReportCache,
+    providers: routes::health::ProviderProbes,
 }
 
 impl AppState {
@@ -83,6 +86,8 @@ impl AppState {
                 job_store: JobStore::for_config_with(config, &cache),
                 cache,
                 jobs: TaskTracker::new(),
+                report_cache: routes::analytics::report_cache(),
+                providers: routes::health::ProviderProbes::new(config)?,
             }),
         })
     }
@@ -143,6 +148,16 @@ impl AppState {
         &self.inner.origin_rules
     }
 
+    /// Recent `GET /v1/analytics` answers, by query string.
+    pub fn report_cache(&self) -> &routes::analytics::ReportCache {
+        &self.inner.report_cache
+    }
+
+    /// Each configured site's provider, probed for `/readyz`.
+    pub fn provider_probes(&self) -> &routes::health::ProviderProbes {
+        &self.inner.providers
+    }
+
     /// The origin: the site's manifest, file cache and served-bytes counters.
     pub fn origin(&self) -> &origin::Origin {
         &self.inner.origin
@@ -154,6 +169,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
         .route("/metrics", web::get().to(routes::metrics::prometheus))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::scope("/v1")
                 .wrap(
@@ -165,6 +181,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
                 .route("/cache/stats", web::get().to(routes::cache::stats))
+                .route("/analytics", web::get().to(routes::analytics::report))
                 .route(
                     "/sites/{site}/purges",
                     web::post().to(routes::purge::create),
@@ -206,6 +223,23 @@ fn json_config(max_bytes: usize) -> web::JsonConfig {
         })
 }
 
+/// Query strings: a bad one gets the JSON error shape (400 `bad_query`).
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let response =
+            routes::error_response(StatusCode::BAD_REQUEST, "bad_query", &err.to_string());
+        actix_web::error::InternalError::from_response(err, response).into()
+    })
+}
+
+/// Path parameters: a bad one gets the JSON error shape (404 `not_found`).
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        let response = routes::error_response(StatusCode::NOT_FOUND, "not_found", &err.to_string());
+        actix_web::error::InternalError::from_response(err, response).into()
+    })
+}
+
 /// Headers every response carries, and a request id (the client's `X-Request-Id` when it
 /// is sane, else a new one) echoed back and attached to the request's log lines.
 fn security_headers() -> middleware::DefaultHeaders {
@@ -243,6 +277,8 @@ pub async fn serve(
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(json_config(server.max_json_bytes))
+            .app_data(query_config())
+            .app_data(path_config())
             .wrap(middleware::Condition::new(
                 !server.cors_origins.is_empty(),
                 cors(&server.cors_origins),
@@ -307,9 +343,18 @@ where
         )
     });
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let started = std::time::Instant::now();
     let future = srv.call(req);
     async move {
         let mut response = future.await?;
+        let request = response.request();
+        prometheus::record_request(
+            request.match_pattern().as_deref(),
+            request.path(),
+            request.method(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
         if let Ok(value) = header::HeaderValue::from_str(&id) {
             response
                 .headers_mut()

@@ -6,6 +6,16 @@
 //! installed first (an embedding program's), edgeship keeps a private one and `/metrics`
 //! shows only what reaches it, with a warning.
 //!
+//! Besides the cache layer's, provider and origin metrics, this module records the
+//! service's own per-request metrics ([`record_request`]):
+//!
+//! - `edgeship_http_requests_total{route, method, status}`;
+//! - `edgeship_http_request_duration_seconds{route, method}` (histogram);
+//!
+//! `route` is the matched pattern (`/v1/sites/{site}/purges`), `origin` for files the
+//! origin serves, and `unmatched` for unknown API paths, so the label set stays small
+//! whatever paths clients send.
+//!
 //! Histograms buffer samples until "upkeep" drains them; without the exporter's HTTP
 //! listener nobody does that, so one background thread runs it every few seconds for the
 //! life of the process (the recorder lives that long too).
@@ -15,7 +25,26 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::cache::metrics::{LATENCY_BUCKETS_US, names};
+use crate::cache::metrics::{LATENCY_BUCKETS_US, names as cache_names};
+
+/// Metric names of the HTTP service.
+pub mod names {
+    /// Requests answered, by route, method and status.
+    pub const REQUESTS: &str = "edgeship_http_requests_total";
+    /// Time to answer, by route and method.
+    pub const DURATION: &str = "edgeship_http_request_duration_seconds";
+    /// Bytes of deploy uploads received, by site.
+    pub const UPLOAD_BYTES: &str = "edgeship_upload_bytes_total";
+    /// Purge jobs started, by site and source (`api`, `cli`, `deploy`).
+    pub const PURGE_JOBS: &str = "edgeship_purge_jobs_total";
+    /// Items (paths, wildcards, prefixes, tags) sent in purges, by site.
+    pub const PURGE_ITEMS: &str = "edgeship_purge_items_total";
+}
+
+/// Buckets of the request-duration histogram, in seconds.
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -29,9 +58,18 @@ pub fn handle() -> &'static PrometheusHandle {
             .iter()
             .map(|us| *us as f64 / 1_000_000.0)
             .collect();
-        // Only an empty bucket list is refused, and ours is a non-empty constant.
+        // Only an empty bucket list is refused, and ours are non-empty constants.
         let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(names::DURATION.into()), &buckets)
+            .set_buckets_for_metric(Matcher::Full(cache_names::DURATION.into()), &buckets)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(names::DURATION.into()), &REQUEST_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("edgeship_provider_call_duration_seconds".into()),
+                    &REQUEST_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -41,6 +79,7 @@ pub fn handle() -> &'static PrometheusHandle {
             );
         }
         crate::cache::metrics::describe();
+        describe();
         let upkeep = handle.clone();
         let spawned = std::thread::Builder::new()
             .name("edgeship-metrics-upkeep".into())
@@ -62,4 +101,48 @@ pub fn render() -> String {
     let handle = handle();
     handle.run_upkeep();
     handle.render()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        names::REQUESTS,
+        "HTTP requests answered, by route pattern, method and status."
+    );
+    describe_histogram!(
+        names::DURATION,
+        Unit::Seconds,
+        "Time to answer HTTP requests, by route pattern and method."
+    );
+    describe_counter!(
+        names::UPLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes of deploy uploads received, by site."
+    );
+    describe_counter!(names::PURGE_JOBS, "Purge jobs started, by site and source.");
+    describe_counter!(
+        names::PURGE_ITEMS,
+        "Items (paths, wildcards, prefixes, tags) sent in purges, by site."
+    );
+}
+
+/// Counts one answered request and its duration. `route` is the matched pattern, or
+/// `None` when no route matched (an origin file, or an unknown API path).
+pub fn record_request(
+    route: Option<&str>,
+    path: &str,
+    method: &actix_web::http::Method,
+    status: u16,
+    elapsed: Duration,
+) {
+    let route = match route {
+        Some(pattern) => pattern.to_owned(),
+        None if path == "/v1" || path.starts_with("/v1/") => "unmatched".to_owned(),
+        None => "origin".to_owned(),
+    };
+    let method = method.as_str().to_owned();
+    metrics::counter!(names::REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(names::DURATION, "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
 }

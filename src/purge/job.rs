@@ -19,7 +19,7 @@ use super::plan::PurgePlan;
 use crate::cache::{Cache, CacheError};
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Created, nothing sent yet.
@@ -35,7 +35,7 @@ pub enum JobStatus {
 }
 
 /// Where one batch is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchStatus {
     /// Not sent yet.
@@ -49,9 +49,10 @@ pub enum BatchStatus {
 }
 
 /// One provider request of a job and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Batch {
     /// The request, with its caller reference.
+    #[schema(value_type = Object)]
     pub request: PurgeRequest,
     /// Its status.
     pub status: BatchStatus,
@@ -64,7 +65,7 @@ pub struct Batch {
 }
 
 /// A purge job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurgeJob {
     /// The job id (lowercase letters, digits and `-`).
     pub id: String,
@@ -370,6 +371,14 @@ pub async fn run(
 ) {
     let caps = provider.capabilities();
     let started = Instant::now();
+    if job.status == JobStatus::Pending {
+        // Counted once per job, not again when a queued job is continued.
+        use crate::http::prometheus::names;
+        metrics::counter!(names::PURGE_JOBS, "site" => job.site.clone(), "source" => job.source.clone())
+            .increment(1);
+        metrics::counter!(names::PURGE_ITEMS, "site" => job.site.clone())
+            .increment(job.plan.reduction.items() as u64);
+    }
     job.status = JobStatus::Running;
     save_logged(store, job).await;
     for n in 0..job.batches.len() {

@@ -90,7 +90,13 @@ pub async fn prepare(
         .collect::<Result<Vec<_>, _>>()?;
     let site = config.site(site)?;
     let provider = crate::deploy::provider_stack(config, &site);
-    let manifest = crate::deploy::read_manifest(&provider, &config.deploy.manifest_key).await?;
+    // Jobs kept in the cache layer mean the manifest can be kept there too.
+    let cache = match &store {
+        job::JobStore::Cache(cache) => Some((cache, site.name.as_str())),
+        job::JobStore::Dir(_) => None,
+    };
+    let manifest =
+        crate::deploy::read_manifest_cached(&provider, &config.deploy.manifest_key, cache).await?;
     let no_manifest = manifest.is_none();
     let manifest = manifest.unwrap_or_default();
     let caps = provider.capabilities();

@@ -22,7 +22,7 @@ pub struct PlanOptions {
 }
 
 /// What a purge will do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurgePlan {
     /// The patterns as given.
     pub patterns: Vec<String>,
@@ -33,6 +33,7 @@ pub struct PurgePlan {
     /// The reduced items.
     pub reduction: Reduction,
     /// The provider requests, in order.
+    #[schema(value_type = Vec<Object>)]
     pub requests: Vec<PurgeRequest>,
     /// What it costs.
     pub cost: PurgeCost,
@@ -179,7 +180,7 @@ fn merge(into: &mut Vec<String>, more: Vec<String>) {
 
 /// What a purge costs: calls, items, and for billed providers (CloudFront) the paths
 /// counted against the monthly free allowance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurgeCost {
     /// Provider calls.
     pub requests: usize,

@@ -51,7 +51,7 @@ impl Default for ReducePolicy {
 }
 
 /// A purge reduced to provider items.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reduction {
     /// Purge everything.
     pub everything: bool,

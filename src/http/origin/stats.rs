@@ -235,7 +235,7 @@ impl Flusher {
 }
 
 /// Bytes and requests the origin served with one encoding.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VariantTotals {
     /// Responses carrying this encoding (`200`, `206`, `HEAD`).
     pub requests: u64,
@@ -246,7 +246,7 @@ pub struct VariantTotals {
 }
 
 /// What the origin served for one site (over all time or one hour).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OriginTotals {
     /// Responses with a body or `HEAD`, all encodings.
     pub requests: u64,
@@ -263,6 +263,21 @@ pub struct OriginTotals {
 }
 
 impl OriginTotals {
+    /// Adds `other` to these totals.
+    pub fn add(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.identity_bytes += other.identity_bytes;
+        self.saved_bytes = self.identity_bytes.saturating_sub(self.bytes);
+        self.not_modified += other.not_modified;
+        for (encoding, variant) in &other.by_encoding {
+            let entry = self.by_encoding.entry(encoding.clone()).or_default();
+            entry.requests += variant.requests;
+            entry.bytes += variant.bytes;
+            entry.identity_bytes += variant.identity_bytes;
+        }
+    }
+
     fn from_fields(fields: &BTreeMap<String, i64>) -> Self {
         let mut totals = Self::default();
         for (field, value) in fields {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error_response;
-use crate::deploy::{provider_stack, read_manifest};
+use crate::deploy::{provider_stack, read_manifest_cached};
 use crate::http::AppState;
 use crate::keys::Scope;
 
@@ -17,8 +17,9 @@ use crate::keys::Scope;
 pub const MAX_PAGE: usize = 10_000;
 
 /// Paging and filtering.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AssetsQuery {
     /// Only paths starting with this (no leading `/`).
     #[serde(default)]
@@ -29,7 +30,22 @@ pub struct AssetsQuery {
     pub limit: Option<usize>,
 }
 
-/// One page of the manifest.
+/// One page of the manifest: `{ site, total, assets: [{ path, hash, size, variants,
+/// headers… }], next }`; pass `next` as `cursor` for the following page.
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site}/assets",
+    tag = "deploy",
+    params(("site" = String, Path, description = "The site"), AssetsQuery),
+    responses(
+        (status = 200, description = "One page of deployed assets, in path order", body = Object),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `read` or `deploy` scope", body = super::ErrorBody),
+        (status = 404, description = "Unknown site", body = super::ErrorBody),
+        (status = 502, description = "The provider failed", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(
     req: HttpRequest,
     site: web::Path<String>,
@@ -49,7 +65,9 @@ pub async fn list(
         Err(err) => return error_response(StatusCode::NOT_FOUND, "unknown_site", &err.to_string()),
     };
     let provider = provider_stack(config, &resolved);
-    let manifest = match read_manifest(&provider, &config.deploy.manifest_key).await {
+    let cached = Some((state.cache(), resolved.name.as_str()));
+    let manifest = match read_manifest_cached(&provider, &config.deploy.manifest_key, cached).await
+    {
         Ok(manifest) => manifest.unwrap_or_default(),
         Err(err) => {
             return error_response(StatusCode::BAD_GATEWAY, "provider_failed", &err.to_string());

@@ -8,6 +8,17 @@ use crate::keys::Scope;
 /// Hits, misses, hit ratio, per-operation latency, bytes before and after compression,
 /// errors, fallbacks and outages of this app's cache (see
 /// [`CacheStats`](crate::cache::CacheStats)).
+#[utoipa::path(
+    get,
+    path = "/v1/cache/stats",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The cache layer's counters", body = Object),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
         return denied;

@@ -24,8 +24,9 @@ use crate::http::AppState;
 use crate::keys::Scope;
 
 /// Query options of a deploy upload.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeployQuery {
     /// Plan only: the report says what would be uploaded.
     #[serde(default)]
@@ -45,6 +46,30 @@ impl Drop for TempTree {
 }
 
 /// Accepts an upload and starts its deploy.
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/deploys",
+    tag = "deploy",
+    params(("site" = String, Path, description = "The site"), DeployQuery),
+    request_body(
+        description = "The site's files as a tar archive, plain, gzip- or zstd-compressed",
+        content(
+            (Vec<u8> = "application/x-tar"),
+            (Vec<u8> = "application/gzip"),
+            (Vec<u8> = "application/zstd"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Extracted and started; poll `Location`", body = crate::deploy::job::DeployJob),
+        (status = 400, description = "Not an archive, or an unsafe one (absolute paths, `..`, links leaving the root, devices, too many files, extreme expansion); nothing was written", body = super::ErrorBody),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `deploy` scope", body = super::ErrorBody),
+        (status = 404, description = "Unknown site", body = super::ErrorBody),
+        (status = 413, description = "Over `server.max_upload_bytes`", body = super::ErrorBody),
+        (status = 429, description = "Over the rate limit; see `Retry-After`", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn create(
     req: HttpRequest,
     site: web::Path<String>,
@@ -125,6 +150,8 @@ pub async fn create(
             );
         }
     }
+    metrics::counter!(crate::http::prometheus::names::UPLOAD_BYTES, "site" => site.to_string())
+        .increment(received);
     if received == 0 {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -192,22 +219,17 @@ pub async fn create(
         max_deletes: config.deploy.max_deletes,
         concurrency: config.deploy.concurrency.max(1),
     };
-    let config = config.clone();
     let progress = JobProgress(Arc::new(Mutex::new(job)));
-    state.jobs().spawn(async move {
-        let _work = work;
-        run(config, options, progress, store).await;
-    });
+    state
+        .jobs()
+        .spawn(run(state.get_ref().clone(), options, progress, work));
     accepted
 }
 
-/// Runs the deploy, saving the job's progress every second and its end state.
-async fn run(
-    config: crate::config::Config,
-    options: DeployOptions,
-    progress: JobProgress,
-    store: crate::purge::job::JobStore,
-) {
+/// Runs the deploy, saving the job's progress every second; removes the upload's
+/// directory, then saves the end state (so a finished job has left nothing behind).
+async fn run(state: AppState, options: DeployOptions, progress: JobProgress, work: TempTree) {
+    let store = state.job_store();
     let site = progress.snapshot().site;
     progress.0.lock().unwrap_or_else(|p| p.into_inner()).status = DeployStatus::Running;
     let saver = {
@@ -222,11 +244,19 @@ async fn run(
             }
         })
     };
-    let result = match Deployer::new(&config, &site) {
-        Ok(deployer) => deployer.run(&options, Arc::new(progress.clone())).await,
+    let result = match Deployer::new(state.config(), &site) {
+        Ok(deployer) => {
+            deployer
+                .with_cache(state.cache().clone())
+                .run(&options, Arc::new(progress.clone()))
+                .await
+        }
         Err(err) => Err(err),
     };
     saver.abort();
+    if let Err(err) = tokio::task::spawn_blocking(move || drop(work)).await {
+        tracing::warn!(error = %err, "cannot remove the upload directory");
+    }
     let mut job = progress.snapshot();
     match result {
         Ok(report) => {
@@ -250,6 +280,20 @@ async fn run(
 }
 
 /// A deploy job by id.
+#[utoipa::path(
+    get,
+    path = "/v1/deploys/{id}",
+    tag = "deploy",
+    params(("id" = String, Path, description = "The job id (`d…`)")),
+    responses(
+        (status = 200, description = "The job: status, phase, progress, and the report once finished", body = crate::deploy::job::DeployJob),
+        (status = 400, description = "Not a deploy job id", body = super::ErrorBody),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `deploy` or `read` scope", body = super::ErrorBody),
+        (status = 404, description = "No such job (jobs are kept 7 days)", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn status(
     req: HttpRequest,
     id: web::Path<String>,

@@ -1,5 +1,6 @@
 //! Route handlers, one module per concern.
 
+pub mod analytics;
 pub mod assets;
 pub mod cache;
 pub mod deploy;
@@ -9,15 +10,36 @@ pub mod origin;
 pub mod purge;
 
 use actix_web::HttpResponse;
-use serde_json::json;
+use serde::Serialize;
 
 /// The one JSON error shape: `{ "error": { "code", "message" } }`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (`unauthorized`, `rate_limited`, `bad_json`, …).
+    pub code: String,
+    /// What happened and what to do, for people.
+    pub message: String,
+}
+
+/// Answers with [`ErrorBody`].
 pub fn error_response(
     status: actix_web::http::StatusCode,
     code: &str,
     message: &str,
 ) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": { "code": code, "message": message } }))
+    HttpResponse::build(status).json(ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+    })
 }
 
 /// Any `/v1` path no route claims.

@@ -13,7 +13,7 @@ use crate::purge::job::{self, RunOptions};
 use crate::purge::{PurgeError, prepare};
 
 /// The body of a purge request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeBody {
     /// Patterns, as on the command line (`/index.html`, `/blog/`, `/a/**/*.css`, `tag:x`, `/*`).
@@ -65,6 +65,24 @@ pub(crate) fn purge_error(err: &PurgeError) -> HttpResponse {
 /// Plans and starts a purge. 202 with the job (it runs in the background), 200 with the
 /// finished job when `wait` is set, 200 with the plan for `dry_run`, 409 when the purge
 /// needs `confirm`.
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site}/purges",
+    tag = "purge",
+    params(("site" = String, Path, description = "The site")),
+    request_body = PurgeBody,
+    responses(
+        (status = 202, description = "Started; the job runs in the background (`Location` points at it)", body = crate::purge::job::PurgeJob),
+        (status = 200, description = "With `wait`: the finished job. With `dry_run`: the plan (a `PurgePlan`), nothing sent", body = crate::purge::job::PurgeJob),
+        (status = 400, description = "No or bad patterns (`bad_pattern` gives the `position`), malformed JSON", body = super::ErrorBody),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `purge` scope", body = super::ErrorBody),
+        (status = 404, description = "Unknown site", body = super::ErrorBody),
+        (status = 409, description = "Purges everything or more than `purge.confirm_share` of the site: resend with `confirm`", body = super::ErrorBody),
+        (status = 429, description = "Over the rate limit; see `Retry-After`", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn create(
     req: HttpRequest,
     site: web::Path<String>,
@@ -122,6 +140,20 @@ pub async fn create(
 }
 
 /// A purge job by id.
+#[utoipa::path(
+    get,
+    path = "/v1/purges/{id}",
+    tag = "purge",
+    params(("id" = String, Path, description = "The job id (`p…`)")),
+    responses(
+        (status = 200, description = "The job, with each batch's status", body = crate::purge::job::PurgeJob),
+        (status = 400, description = "Not a job id", body = super::ErrorBody),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `purge` or `read` scope", body = super::ErrorBody),
+        (status = 404, description = "No such job (jobs are kept 7 days)", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn status(
     req: HttpRequest,
     id: web::Path<String>,

@@ -1,0 +1,405 @@
+//! The analytics report behind `GET /v1/analytics`: deploy savings and origin traffic per
+//! site, as totals and as a time series over a range.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::{SavingsByType, ShippedTotals, day_start};
+use crate::cache::{Cache, CacheError};
+use crate::http::origin::stats::{OriginTotals, origin_hourly, origin_totals};
+
+/// The range used when a query gives none: the last 7 days.
+pub const DEFAULT_RANGE: Duration = Duration::from_secs(7 * 86_400);
+
+/// Why a report cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A time parameter is not a time.
+    #[error(
+        "`{param}` is `{value}`: give Unix seconds, a date (2026-11-30) or an RFC 3339 time (2026-11-30T12:00:00Z)"
+    )]
+    BadTime {
+        /// `from` or `to`.
+        param: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// The range is empty or longer than the data is kept.
+    #[error("{0}")]
+    BadRange(String),
+    /// `group_by` is not `hour` or `day`.
+    #[error("`group_by` is `{0}`: use `hour` or `day`")]
+    BadGroupBy(String),
+    /// The site is not configured.
+    #[error("no site `{0}` is configured")]
+    UnknownSite(String),
+    /// The cache layer failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// The width of a time-series bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// One bucket per UTC hour.
+    Hour,
+    /// One bucket per UTC day.
+    Day,
+}
+
+impl GroupBy {
+    /// `hour` or `day`.
+    pub fn parse(text: &str) -> Result<Self, ReportError> {
+        match text {
+            "hour" => Ok(Self::Hour),
+            "day" => Ok(Self::Day),
+            other => Err(ReportError::BadGroupBy(other.to_owned())),
+        }
+    }
+
+    /// The bucket's width in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::Hour => 3600,
+            Self::Day => 86_400,
+        }
+    }
+}
+
+/// A validated report request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The sites to report on.
+    pub sites: Vec<String>,
+    /// Range start, Unix seconds (inclusive).
+    pub from: u64,
+    /// Range end, Unix seconds (exclusive).
+    pub to: u64,
+    /// Series bucket width.
+    pub group_by: GroupBy,
+}
+
+impl Query {
+    /// Validates raw parameters: `from` / `to` as Unix seconds, `YYYY-MM-DD` or RFC 3339
+    /// (default: the last 7 days up to now); `group_by` `hour` or `day` (default: `hour`
+    /// for ranges up to 2 days, else `day`). The range may not be empty nor longer than
+    /// the data is kept ([`super::RETENTION`]).
+    pub fn parse(
+        sites: Vec<String>,
+        from: Option<&str>,
+        to: Option<&str>,
+        group_by: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Self, ReportError> {
+        let now = unix_seconds(now);
+        let to = match to {
+            Some(text) => parse_time("to", text)?,
+            None => now,
+        };
+        let from = match from {
+            Some(text) => parse_time("from", text)?,
+            None => to.saturating_sub(DEFAULT_RANGE.as_secs()),
+        };
+        if to <= from {
+            return Err(ReportError::BadRange(format!(
+                "the range is empty: `from` ({}) is not before `to` ({})",
+                format_time(from),
+                format_time(to)
+            )));
+        }
+        let retention = super::RETENTION.as_secs();
+        if to - from > retention {
+            return Err(ReportError::BadRange(format!(
+                "the range is {} days; at most {} days are kept",
+                (to - from).div_ceil(86_400),
+                retention / 86_400
+            )));
+        }
+        let group_by = match group_by {
+            Some(text) => GroupBy::parse(text)?,
+            None if to - from <= 2 * 86_400 => GroupBy::Hour,
+            None => GroupBy::Day,
+        };
+        Ok(Self {
+            sites,
+            from,
+            to,
+            group_by,
+        })
+    }
+}
+
+/// Parses Unix seconds, a date (`2026-11-30`, midnight UTC) or an RFC 3339 time.
+pub fn parse_time(param: &'static str, text: &str) -> Result<u64, ReportError> {
+    let bad = || ReportError::BadTime {
+        param,
+        value: text.chars().take(64).collect(),
+    };
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let parsed = if text.len() == 10 {
+        time::OffsetDateTime::parse(&format!("{text}T00:00:00Z"), rfc3339)
+    } else {
+        time::OffsetDateTime::parse(text, rfc3339)
+    };
+    let seconds = parsed.map_err(|_| bad())?.unix_timestamp();
+    u64::try_from(seconds).map_err(|_| bad())
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn format_time(seconds: u64) -> String {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| seconds.to_string())
+}
+
+/// The answer of `GET /v1/analytics`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    /// Range start (RFC 3339, inclusive).
+    pub from: String,
+    /// Range end (RFC 3339, exclusive).
+    pub to: String,
+    /// Series bucket width.
+    pub group_by: GroupBy,
+    /// One entry per site asked for.
+    pub sites: Vec<SiteReport>,
+}
+
+/// One site's figures.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SiteReport {
+    /// The site.
+    pub site: String,
+    /// What minification and precompression save, from deploys.
+    pub deploys: DeployAnalytics,
+    /// What the origin served; absent for sites this service's origin does not serve.
+    pub origin: Option<OriginAnalytics>,
+}
+
+/// Deploy savings of one site.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeployAnalytics {
+    /// The site as its last deploy left it, per content type.
+    pub current: SavingsByType,
+    /// What deploys uploaded since counting began.
+    pub all_time: ShippedTotals,
+    /// What deploys uploaded in the range (whole UTC days overlapping it).
+    pub in_range: ShippedTotals,
+    /// Per day overlapping the range, oldest first; days without deploys are left out.
+    /// Deploys are counted per day, so `group_by=hour` still yields daily buckets here.
+    pub series: Vec<ShippedBucket>,
+}
+
+/// What deploys uploaded in one bucket.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ShippedBucket {
+    /// Bucket start (RFC 3339).
+    pub start: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub totals: ShippedTotals,
+}
+
+/// Origin traffic of one site.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OriginAnalytics {
+    /// Since counting began.
+    pub all_time: OriginTotals,
+    /// In the range (whole hours overlapping it).
+    pub in_range: OriginTotals,
+    /// Per bucket of `group_by`, oldest first; buckets without traffic are left out.
+    pub series: Vec<OriginBucket>,
+}
+
+/// What the origin served in one bucket.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OriginBucket {
+    /// Bucket start (RFC 3339).
+    pub start: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub totals: OriginTotals,
+}
+
+/// Reads the report for `query` from the cache layer. `origin_site` is the site this
+/// service's origin serves (its traffic is counted); other sites get no origin section.
+pub async fn build(
+    cache: &Cache,
+    query: &Query,
+    origin_site: Option<&str>,
+) -> Result<Report, ReportError> {
+    let mut sites = Vec::with_capacity(query.sites.len());
+    for site in &query.sites {
+        let origin = match origin_site {
+            Some(served) if served == site.as_str() => {
+                Some(origin_section(cache, site, query).await?)
+            }
+            _ => None,
+        };
+        sites.push(SiteReport {
+            site: site.clone(),
+            deploys: deploy_section(cache, site, query).await?,
+            origin,
+        });
+    }
+    Ok(Report {
+        from: format_time(query.from),
+        to: format_time(query.to),
+        group_by: query.group_by,
+        sites,
+    })
+}
+
+async fn deploy_section(
+    cache: &Cache,
+    site: &str,
+    query: &Query,
+) -> Result<DeployAnalytics, ReportError> {
+    let mut in_range = ShippedTotals::default();
+    let mut series = Vec::new();
+    let first = day_start(UNIX_EPOCH + Duration::from_secs(query.from));
+    let mut day = first;
+    while day < query.to {
+        let totals = super::shipped_on(cache, site, day).await?;
+        if totals != ShippedTotals::default() {
+            in_range.add(&totals);
+            series.push(ShippedBucket {
+                start: format_time(day),
+                totals,
+            });
+        }
+        day += 86_400;
+    }
+    Ok(DeployAnalytics {
+        current: super::current(cache, site).await?,
+        all_time: super::shipped(cache, site).await?,
+        in_range,
+        series,
+    })
+}
+
+async fn origin_section(
+    cache: &Cache,
+    site: &str,
+    query: &Query,
+) -> Result<OriginAnalytics, ReportError> {
+    let at = |seconds: u64| UNIX_EPOCH + Duration::from_secs(seconds);
+    let hours = origin_hourly(cache, site, at(query.from), at(query.to)).await?;
+    let mut in_range = OriginTotals::default();
+    let mut series: Vec<(u64, OriginTotals)> = Vec::new();
+    let width = query.group_by.seconds();
+    for hour in hours {
+        in_range.add(&hour.totals);
+        let start = hour.hour / width * width;
+        match series.last_mut() {
+            Some((last, totals)) if *last == start => totals.add(&hour.totals),
+            _ => series.push((start, hour.totals)),
+        }
+    }
+    Ok(OriginAnalytics {
+        all_time: origin_totals(cache, site).await?,
+        in_range,
+        series: series
+            .into_iter()
+            .map(|(start, totals)| OriginBucket {
+                start: format_time(start),
+                totals,
+            })
+            .collect(),
+    })
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_796_040_000; // 2026-11-30T12:00:00Z
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW)
+    }
+
+    #[test]
+    fn times_parse_as_seconds_dates_and_rfc3339() {
+        assert_eq!(parse_time("from", "1796040000").unwrap(), NOW);
+        assert_eq!(parse_time("from", "2026-11-30").unwrap(), NOW - 12 * 3600);
+        assert_eq!(parse_time("from", "2026-11-30T12:00:00Z").unwrap(), NOW);
+        assert_eq!(
+            parse_time("from", "2026-11-30T13:00:00+01:00").unwrap(),
+            NOW
+        );
+        assert_eq!(format_time(NOW), "2026-11-30T12:00:00Z");
+        for bad in ["yesterday", "2026-13-01", "", "-5", "2026-11-30T12:00:00"] {
+            let err = parse_time("to", bad).unwrap_err();
+            assert!(
+                matches!(err, ReportError::BadTime { param: "to", .. }),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_last_week_by_day_and_short_ranges_go_by_hour() {
+        let q = Query::parse(vec![], None, None, None, now()).unwrap();
+        assert_eq!(
+            (q.from, q.to, q.group_by),
+            (NOW - 7 * 86_400, NOW, GroupBy::Day)
+        );
+        let q = Query::parse(vec![], Some("2026-11-30"), None, None, now()).unwrap();
+        assert_eq!(q.group_by, GroupBy::Hour);
+        let q = Query::parse(vec![], Some("2026-11-30"), None, Some("day"), now()).unwrap();
+        assert_eq!(q.group_by, GroupBy::Day);
+    }
+
+    #[test]
+    fn empty_overlong_ranges_and_unknown_groupings_are_refused() {
+        let empty = Query::parse(vec![], Some("2026-11-30"), Some("2026-11-29"), None, now());
+        assert!(matches!(empty, Err(ReportError::BadRange(m)) if m.contains("empty")));
+        let long = Query::parse(vec![], Some("2025-01-01"), None, None, now());
+        assert!(matches!(long, Err(ReportError::BadRange(m)) if m.contains("at most 40 days")));
+        let group = Query::parse(vec![], None, None, Some("week"), now());
+        assert!(matches!(group, Err(ReportError::BadGroupBy(g)) if g == "week"));
+    }
+
+    #[tokio::test]
+    async fn origin_hours_fold_into_days_and_sites_without_an_origin_get_none() {
+        let cache = Cache::memory();
+        let stats = crate::http::origin::stats::OriginStats::new("www");
+        stats.record_sent(crate::http::origin::negotiate::Coding::Br, 100, 400);
+        stats.flush(&cache).await.unwrap();
+        let to = unix_seconds(SystemTime::now()) + 1;
+        let query = Query {
+            sites: vec!["www".into(), "docs".into()],
+            from: to - 86_400,
+            to,
+            group_by: GroupBy::Day,
+        };
+        let report = build(&cache, &query, Some("www")).await.unwrap();
+        let origin = report.sites[0].origin.as_ref().unwrap();
+        assert_eq!(origin.in_range.bytes, 100);
+        assert_eq!(origin.in_range.saved_bytes, 300);
+        assert_eq!(origin.all_time, origin.in_range);
+        assert_eq!(origin.series.len(), 1);
+        assert!(origin.series[0].start.ends_with("T00:00:00Z"));
+        assert!(report.sites[1].origin.is_none());
+        assert_eq!(report.sites[1].deploys.all_time, ShippedTotals::default());
+    }
+}

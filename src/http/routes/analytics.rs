@@ -1,0 +1,139 @@
+//! `GET /v1/analytics`: deploy savings per site and content type, and what the origin
+//! served per encoding, as totals and a time series (scope `read`).
+//!
+//! Answers are kept [`REPORT_TTL`] per query string, so a dashboard polling every second
+//! costs the cache layer one read per query every [`REPORT_TTL`] however many viewers
+//! it has (the origin's counters reach the cache layer once a second anyway).
+
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::error_response;
+use crate::analytics::report::{self, Query, ReportError};
+use crate::http::AppState;
+use crate::keys::Scope;
+
+/// How long an answer is reused for the same query string.
+pub const REPORT_TTL: Duration = Duration::from_secs(2);
+
+/// Query parameters of `GET /v1/analytics`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AnalyticsParams {
+    /// One site; every configured site when absent.
+    pub site: Option<String>,
+    /// Range start: Unix seconds, `YYYY-MM-DD` or RFC 3339. Default: 7 days before `to`.
+    pub from: Option<String>,
+    /// Range end (exclusive), same forms. Default: now.
+    pub to: Option<String>,
+    /// `hour` or `day`. Default: `hour` for ranges up to 2 days, else `day`.
+    pub group_by: Option<String>,
+}
+
+/// The cached report answers, by query string.
+pub type ReportCache = moka::future::Cache<String, bytes::Bytes>;
+
+/// A cache for [`report`]'s answers.
+pub fn report_cache() -> ReportCache {
+    moka::future::Cache::builder()
+        .max_capacity(1024)
+        .time_to_live(REPORT_TTL)
+        .build()
+}
+
+/// Deploy savings and origin traffic.
+#[utoipa::path(
+    get,
+    path = "/v1/analytics",
+    tag = "analytics",
+    params(AnalyticsParams),
+    responses(
+        (status = 200, description = "Totals and time series per site", body = crate::analytics::report::Report),
+        (status = 400, description = "A bad time, range or grouping", body = super::ErrorBody),
+        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope", body = super::ErrorBody),
+        (status = 404, description = "Unknown site", body = super::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn report(
+    req: HttpRequest,
+    params: web::Query<AnalyticsParams>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
+        return denied;
+    }
+    let cache_key = req.query_string().to_owned();
+    if let Some(body) = state.report_cache().get(&cache_key).await {
+        return json_body(body);
+    }
+    let config = state.config();
+    let sites = match &params.site {
+        Some(site) => match config.site(site) {
+            Ok(_) => vec![site.clone()],
+            Err(_) => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "unknown_site",
+                    &ReportError::UnknownSite(site.clone()).to_string(),
+                );
+            }
+        },
+        None => config.site_names(),
+    };
+    let query = match Query::parse(
+        sites,
+        params.from.as_deref(),
+        params.to.as_deref(),
+        params.group_by.as_deref(),
+        SystemTime::now(),
+    ) {
+        Ok(query) => query,
+        Err(err) => {
+            let code = match err {
+                ReportError::BadTime { .. } => "bad_time",
+                ReportError::BadGroupBy(_) => "bad_group_by",
+                _ => "bad_range",
+            };
+            return error_response(StatusCode::BAD_REQUEST, code, &err.to_string());
+        }
+    };
+    let origin_site = Some(state.origin().site());
+    match report::build(state.cache(), &query, origin_site).await {
+        Ok(report) => match serde_json::to_vec(&report) {
+            Ok(body) => {
+                let body = bytes::Bytes::from(body);
+                state.report_cache().insert(cache_key, body.clone()).await;
+                json_body(body)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "analytics report");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the report cannot be encoded",
+                )
+            }
+        },
+        Err(err) => {
+            tracing::error!(error = %err, "analytics report");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "analytics_unavailable",
+                "analytics cannot be read right now",
+            )
+        }
+    }
+}
+
+fn json_body(body: bytes::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
+}
