@@ -398,6 +398,19 @@ pub struct SiteConfig {
     pub aws: Option<edgeship_providers::aws::AwsSettings>,
 }
 
+impl Default for SiteConfig {
+    /// A `local` site under the data directory with the built-in rules.
+    fn default() -> Self {
+        Self {
+            provider: default_provider(),
+            root: None,
+            rules: Vec::new(),
+            faults: None,
+            aws: None,
+        }
+    }
+}
+
 /// Settings of the deploy engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -195,13 +195,46 @@ async fn readyz_is_ready_with_the_embedded_memory_cache() {
     assert_eq!(json["status"], "ready");
     assert_eq!(json["cache"]["status"], "ready");
     assert_eq!(json["providers"]["default"]["status"], "ready", "{json}");
-    assert!(
-        json["providers"]["default"]["provider"]
-            .as_str()
-            .unwrap()
-            .starts_with("local:"),
+    assert_eq!(
+        json["providers"]["default"]["provider"], "local",
+        "the kind only: /readyz is public, paths stay in the log"
+    );
+}
+
+/// A failing provider of another site is reported but does not make the replica unready
+/// (all replicas share it); a failing provider of the origin's site does.
+#[tokio::test]
+async fn readyz_names_failing_providers_and_only_the_origins_makes_it_unready() {
+    let failing = |config: &mut edgeship::config::Config, site: &str| {
+        let site = config.sites.entry(site.into()).or_default();
+        site.provider = "memory".into();
+        site.faults = Some(edgeship_providers::faults::FaultConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        });
+    };
+    let app = TestApp::spawn_with(&[], |config| {
+        failing(config, "broken");
+        config.sites.entry("default".into()).or_default();
+    })
+    .await;
+    let (status, json) = app.json("/readyz").await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["providers"]["broken"]["status"], "unreachable",
         "{json}"
     );
+    assert_eq!(json["providers"]["broken"]["reason"], "retryable", "{json}");
+    assert_eq!(
+        json["warnings"][0], "provider:broken is unreachable (retryable)",
+        "{json}"
+    );
+
+    let app = TestApp::spawn_with(&[], |config| failing(config, "default")).await;
+    let (status, json) = app.json("/readyz").await;
+    assert_eq!(status, 503, "{json}");
+    assert_eq!(json["component"], "provider:default");
+    assert_eq!(json["reason"], "retryable");
 }
 
 #[tokio::test]

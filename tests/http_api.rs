@@ -781,9 +781,29 @@ async fn the_openapi_document_describes_routes_that_exist() {
     }
 }
 
+/// The value of the series whose line starts with `series` (name and labels).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
 #[tokio::test]
 async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
-    let app = deployed(|_| {}).await;
+    let app = deployed(|config| {
+        // A site whose provider always fails, with a breaker that opens after 3 failures.
+        let broken = config.sites.entry("broken".into()).or_default();
+        broken.provider = "memory".into();
+        broken.faults = Some(edgeship_providers::faults::FaultConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        });
+        config.sites.entry("default".into()).or_default();
+        config.deploy.retry.base_delay_ms = 1;
+        config.deploy.retry.max_delay_ms = 2;
+        config.deploy.breaker.window = 3;
+        config.deploy.breaker.failure_threshold = 3;
+    })
+    .await;
     let purge = app
         .admin(
             "POST",
@@ -795,20 +815,67 @@ async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
     app.call("GET", "/v1/purges/p0000000000000000", &[], b"")
         .await;
     app.call("GET", "/v1/no-such-route", &[], b"").await;
+    app.call("FOO1", "/", &[], b"").await;
+    app.call("FOO2", "/", &[], b"").await;
     assert_eq!(app.admin("GET", "/v1/analytics", None).await.status, 200);
+    let upload = tar_gz_of(&fixture("site"));
+    let auth = format!("Bearer {}", app.admin);
+    let started = app
+        .call(
+            "POST",
+            "/v1/sites/default/deploys",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/gzip"),
+            ],
+            &upload,
+        )
+        .await;
+    assert_eq!(started.status, 202);
+    let broken = app.admin("GET", "/v1/sites/broken/assets", None).await;
+    assert_eq!(
+        broken.status,
+        502,
+        "{}",
+        String::from_utf8_lossy(&broken.body)
+    );
+
     let metrics = app.call("GET", "/metrics", &[], b"").await;
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8(metrics.body).unwrap();
-    for needle in [
-        "edgeship_http_requests_total{route=\"/v1/sites/{site}/purges\",method=\"POST\",status=\"200\"}",
-        "edgeship_http_requests_total{route=\"/v1/purges/{id}\",method=\"GET\",status=\"401\"}",
-        "edgeship_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}",
-        "edgeship_http_request_duration_seconds_bucket{route=\"/v1/sites/{site}/purges\",method=\"POST\",le=\"0.005\"}",
-        "edgeship_purge_jobs_total{site=\"default\",source=\"api\"}",
-        "edgeship_purge_items_total{site=\"default\"}",
-        "edgeship_provider_breaker_open{provider=",
-        "edgeship_cache_operations_total{",
+    let requests = "edgeship_http_requests_total";
+    for (series, value) in [
+        (format!("{requests}{{route=\"/v1/sites/{{site}}/purges\",method=\"POST\",status=\"200\"}}"), 1.0),
+        (format!("{requests}{{route=\"/v1/purges/{{id}}\",method=\"GET\",status=\"401\"}}"), 1.0),
+        (format!("{requests}{{route=\"unmatched\",method=\"GET\",status=\"404\"}}"), 1.0),
+        // Made-up methods share one label value: clients cannot grow the series set.
+        (format!("{requests}{{route=\"origin\",method=\"OTHER\",status=\"405\"}}"), 2.0),
+        (format!("{requests}{{route=\"/v1/sites/{{site}}/assets\",method=\"GET\",status=\"502\"}}"), 1.0),
+        ("edgeship_http_request_duration_seconds_count{route=\"/v1/sites/{site}/purges\",method=\"POST\"}".into(), 1.0),
+        ("edgeship_purge_jobs_total{site=\"default\",source=\"api\"}".into(), 1.0),
+        ("edgeship_purge_items_total{site=\"default\"}".into(), 2.0),
+        ("edgeship_upload_bytes_total{site=\"default\"}".into(), upload.len() as f64),
     ] {
-        assert!(text.contains(needle), "no {needle} in:\n{text}");
+        assert_eq!(metric(&text, &series), Some(value), "{series} in:\n{text}");
     }
+    // The broken provider: its failed attempts were retried until the breaker opened;
+    // the request's breaker was dropped with it, so none is open now.
+    let retried = text
+        .lines()
+        .find(|l| {
+            l.starts_with("edgeship_provider_retries_total{")
+                && l.contains("broken")
+                && l.contains("class=\"retryable\"")
+        })
+        .unwrap_or_else(|| panic!("no retries of the broken provider in:\n{text}"));
+    assert!(
+        retried.ends_with(" 3"),
+        "three retries; the fourth attempt met the breaker the third failure opened: {retried}"
+    );
+    let open = text
+        .lines()
+        .find(|l| l.starts_with("edgeship_provider_breaker_open{") && l.contains("broken"))
+        .unwrap_or_else(|| panic!("no breaker gauge for the broken provider in:\n{text}"));
+    assert!(open.ends_with(" 0"), "{open}");
+    assert!(text.contains("edgeship_cache_operations_total{"), "{text}");
 }

@@ -214,4 +214,5 @@ fn deploys_with_redis_record_savings_that_stats_prints() {
         "{}",
         stderr(&bad)
     );
+    common::redis::delete_prefix(&prefix);
 }

@@ -47,8 +47,9 @@ impl Default for BreakerPolicy {
     }
 }
 
-/// The gauge `edgeship_provider_breaker_open{provider}`: 1 from the moment the breaker
-/// opens until a call succeeds again, else 0.
+/// The gauge `edgeship_provider_breaker_open{provider}`: how many breakers in front of
+/// the provider are open now (one per running deploy, purge or request stack). A breaker
+/// counts from the moment it opens until a call succeeds again or it is dropped.
 pub const OPEN_GAUGE: &str = "edgeship_provider_breaker_open";
 
 /// The breaker's state, for metrics and `/readyz`.
@@ -69,6 +70,8 @@ struct State {
     recent: std::collections::VecDeque<bool>,
     open_until: Option<Instant>,
     last_error: String,
+    /// Whether this breaker is counted in [`OPEN_GAUGE`].
+    counted_open: bool,
 }
 
 impl State {
@@ -88,6 +91,8 @@ impl State {
 #[derive(Debug)]
 pub struct Breaker<P> {
     inner: P,
+    /// The provider's display name, the metric label.
+    name: String,
     policy: BreakerPolicy,
     // std Mutex: held only for a few field updates, never across an await.
     state: Mutex<State>,
@@ -96,8 +101,8 @@ pub struct Breaker<P> {
 impl<P: Provider> Breaker<P> {
     /// Wraps `inner`.
     pub fn new(inner: P, policy: BreakerPolicy) -> Self {
-        metrics::gauge!(OPEN_GAUGE, "provider" => inner.to_string()).set(0.0);
         Self {
+            name: inner.to_string(),
             inner,
             policy,
             state: Mutex::new(State::default()),
@@ -143,7 +148,11 @@ impl<P: Provider> Breaker<P> {
                 if half_open || state.failures() >= self.policy.failure_threshold {
                     if !half_open {
                         tracing::warn!(provider = %self.inner, failures = state.failures(), "circuit breaker open: {err}");
-                        metrics::gauge!(OPEN_GAUGE, "provider" => self.inner.to_string()).set(1.0);
+                        if !state.counted_open {
+                            state.counted_open = true;
+                            metrics::gauge!(OPEN_GAUGE, "provider" => self.name.clone())
+                                .increment(1.0);
+                        }
                     }
                     state.open_until =
                         Some(Instant::now() + Duration::from_millis(self.policy.cooldown_ms));
@@ -156,7 +165,9 @@ impl<P: Provider> Breaker<P> {
             _ => {
                 if state.open_until.take().is_some() {
                     tracing::info!(provider = %self.inner, "circuit breaker closed");
-                    metrics::gauge!(OPEN_GAUGE, "provider" => self.inner.to_string()).set(0.0);
+                    if std::mem::take(&mut state.counted_open) {
+                        metrics::gauge!(OPEN_GAUGE, "provider" => self.name.clone()).decrement(1.0);
+                    }
                     state.recent.clear();
                 }
                 state.record(false, self.policy.window);
@@ -204,6 +215,18 @@ impl<P: Provider> Provider for Breaker<P> {
 
     async fn purge_status(&self, id: &str) -> Result<PurgeStatus> {
         self.run(self.inner.purge_status(id)).await
+    }
+}
+
+impl<P> Drop for Breaker<P> {
+    fn drop(&mut self) {
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.counted_open {
+            metrics::gauge!(OPEN_GAUGE, "provider" => self.name.clone()).decrement(1.0);
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheError, CacheKey};
-use crate::pipeline::ProcessedAsset;
+use crate::pipeline::manifest::{Manifest, ManifestEntry};
 
 /// How long per-day deploy buckets are kept (the origin's hourly buckets live as long).
 pub const RETENTION: Duration = crate::http::origin::stats::HOURLY_RETENTION;
@@ -50,16 +50,16 @@ pub struct Savings {
 }
 
 impl Savings {
-    /// One processed file.
-    pub fn of_asset(asset: &ProcessedAsset) -> Self {
+    /// One deployed file, as its manifest entry describes it.
+    pub fn of_entry(entry: &ManifestEntry) -> Self {
         let mut savings = Self {
             files: 1,
-            original_bytes: asset.source_size,
-            minified_bytes: asset.size,
-            best_bytes: asset.size,
+            original_bytes: entry.source_size,
+            minified_bytes: entry.size,
+            best_bytes: entry.size,
             ..Self::default()
         };
-        for (encoding, bytes) in &asset.variants {
+        for (encoding, bytes) in &entry.variants {
             savings
                 .variant_bytes
                 .insert(encoding.token().to_owned(), *bytes);
@@ -123,11 +123,11 @@ pub struct SavingsByType {
 }
 
 impl SavingsByType {
-    /// Totals of `assets`.
-    pub fn of_assets<'a>(assets: impl IntoIterator<Item = &'a ProcessedAsset>) -> Self {
+    /// Totals of deployed files.
+    pub fn of_entries<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) -> Self {
         let mut totals = Self::default();
-        for asset in assets {
-            totals.add(content_type_of(asset), &Savings::of_asset(asset));
+        for entry in entries {
+            totals.add(content_type_of(entry), &Savings::of_entry(entry));
         }
         totals
     }
@@ -192,28 +192,29 @@ impl ShippedTotals {
 
 const DEPLOYS_FIELD: &str = "deploys";
 
-/// The content type an asset is counted under: its `Content-Type` without parameters.
-pub fn content_type_of(asset: &ProcessedAsset) -> &str {
-    let full = asset.rule.content_type.as_str();
+/// The content type a file is counted under: its `Content-Type` without parameters.
+pub fn content_type_of(entry: &ManifestEntry) -> &str {
+    let full = entry.content_type.as_str();
     full.split(';').next().unwrap_or(full).trim()
 }
 
-/// Records a finished deploy of `site`: `site_assets` is every file the site now holds,
-/// `shipped` the ones this deploy uploaded. Does nothing when nothing was uploaded (a
-/// no-op redeploy changes no figure).
+/// Records a deploy of `site` that wrote `manifest` (what the site holds now, stale
+/// files it keeps included); `shipped` are the files this deploy uploaded (whole: every
+/// object of the file stored). `current` is replaced; the running and per-day totals
+/// grow only when something was uploaded.
 pub async fn record_deploy(
     cache: &Cache,
     site: &str,
-    site_assets: &[&ProcessedAsset],
-    shipped: &[&ProcessedAsset],
+    manifest: &Manifest,
+    shipped: &[&ManifestEntry],
 ) -> Result<(), CacheError> {
+    let keys = cache.site(site);
+    let current = SavingsByType::of_entries(manifest.assets.values());
+    cache.set(&current_key(cache, site), &current, None).await?;
     if shipped.is_empty() {
         return Ok(());
     }
-    let keys = cache.site(site);
-    let current = SavingsByType::of_assets(site_assets.iter().copied());
-    cache.set(&current_key(cache, site), &current, None).await?;
-    let uploaded = SavingsByType::of_assets(shipped.iter().copied());
+    let uploaded = SavingsByType::of_entries(shipped.iter().copied());
     let day = day_start(SystemTime::now());
     let day_key = keys.key(&format!("analytics:deploy:day:{day}"));
     let shipped_key = shipped_key(cache, site);
@@ -339,10 +340,16 @@ mod tests {
             &crate::pipeline::build::NoProgress,
         )
         .unwrap();
-        let css: Vec<&ProcessedAsset> = assets.iter().filter(|a| a.path == "a.css").collect();
-        let all: Vec<&ProcessedAsset> = assets.iter().collect();
-        record_deploy(&cache, "www", &all, &css).await.unwrap();
-        record_deploy(&cache, "www", &all, &[]).await.unwrap();
+        let mut manifest = Manifest::default();
+        for asset in &assets {
+            manifest
+                .assets
+                .insert(asset.path.clone(), asset.manifest_entry());
+        }
+        let css: Vec<&ManifestEntry> = vec![&manifest.assets["a.css"]];
+        let day_before = day_start(SystemTime::now());
+        record_deploy(&cache, "www", &manifest, &css).await.unwrap();
+        record_deploy(&cache, "www", &manifest, &[]).await.unwrap();
 
         let now = current(&cache, "www").await.unwrap();
         assert_eq!(now.total.files, 2);
@@ -354,18 +361,28 @@ mod tests {
         assert_eq!(shipped_all.deploys, 1, "the no-op deploy is not counted");
         assert_eq!(
             shipped_all.savings,
-            SavingsByType::of_assets(css.iter().copied())
+            SavingsByType::of_entries(css.iter().copied())
         );
         let css_savings = &shipped_all.savings.by_content_type["text/css"];
         assert!(css_savings.original_bytes > css_savings.minified_bytes);
         assert!(css_savings.best_bytes < css_savings.minified_bytes);
-        let today = shipped_on(&cache, "www", day_start(SystemTime::now()))
-            .await
-            .unwrap();
-        assert_eq!(today, shipped_all);
+        // Recorded on the day it ran (either side of a midnight passing meanwhile).
+        let mut by_day = shipped_on(&cache, "www", day_before).await.unwrap();
+        let day_after = day_start(SystemTime::now());
+        if day_after != day_before {
+            by_day.add(&shipped_on(&cache, "www", day_after).await.unwrap());
+        }
+        assert_eq!(by_day, shipped_all);
         assert_eq!(
             shipped(&cache, "other").await.unwrap(),
             ShippedTotals::default()
         );
+
+        // A deploy that only deletes: `current` follows the manifest, nothing is shipped.
+        manifest.assets.remove("b.js");
+        record_deploy(&cache, "www", &manifest, &[]).await.unwrap();
+        let now = current(&cache, "www").await.unwrap();
+        assert_eq!(now.by_content_type.keys().collect::<Vec<_>>(), ["text/css"]);
+        assert_eq!(shipped(&cache, "www").await.unwrap(), shipped_all);
     }
 }

@@ -86,7 +86,8 @@ impl Query {
     /// Validates raw parameters: `from` / `to` as Unix seconds, `YYYY-MM-DD` or RFC 3339
     /// (default: the last 7 days up to now); `group_by` `hour` or `day` (default: `hour`
     /// for ranges up to 2 days, else `day`). The range may not be empty nor longer than
-    /// the data is kept ([`super::RETENTION`]).
+    /// the data is kept ([`super::RETENTION`]). It is then widened to whole hours, the
+    /// finest grain the data has: no figure changes, and answers can be shared.
     pub fn parse(
         sites: Vec<String>,
         from: Option<&str>,
@@ -125,14 +126,19 @@ impl Query {
         };
         Ok(Self {
             sites,
-            from,
-            to,
+            from: from / 3600 * 3600,
+            to: to.div_ceil(3600) * 3600,
             group_by,
         })
     }
 }
 
-/// Parses Unix seconds, a date (`2026-11-30`, midnight UTC) or an RFC 3339 time.
+/// The latest time accepted: the end of year 9999 (larger values are typos, and would
+/// overflow time arithmetic).
+pub const MAX_TIME: u64 = 253_402_300_799;
+
+/// Parses Unix seconds, a date (`2026-11-30`, midnight UTC) or an RFC 3339 time, up to
+/// [`MAX_TIME`].
 pub fn parse_time(param: &'static str, text: &str) -> Result<u64, ReportError> {
     let bad = || ReportError::BadTime {
         param,
@@ -140,7 +146,11 @@ pub fn parse_time(param: &'static str, text: &str) -> Result<u64, ReportError> {
     };
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(seconds);
+        return if seconds <= MAX_TIME {
+            Ok(seconds)
+        } else {
+            Err(bad())
+        };
     }
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     let parsed = if text.len() == 10 {
@@ -347,7 +357,16 @@ mod tests {
             NOW
         );
         assert_eq!(format_time(NOW), "2026-11-30T12:00:00Z");
-        for bad in ["yesterday", "2026-13-01", "", "-5", "2026-11-30T12:00:00"] {
+        assert_eq!(parse_time("to", "253402300799").unwrap(), MAX_TIME);
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "",
+            "-5",
+            "2026-11-30T12:00:00",
+            "253402300800",
+            "18446744073709551615",
+        ] {
             let err = parse_time("to", bad).unwrap_err();
             assert!(
                 matches!(err, ReportError::BadTime { param: "to", .. }),
@@ -367,6 +386,9 @@ mod tests {
         assert_eq!(q.group_by, GroupBy::Hour);
         let q = Query::parse(vec![], Some("2026-11-30"), None, Some("day"), now()).unwrap();
         assert_eq!(q.group_by, GroupBy::Day);
+        // Widened to whole hours.
+        let q = Query::parse(vec![], Some("1796040001"), Some("1796043599"), None, now()).unwrap();
+        assert_eq!((q.from, q.to), (NOW, NOW + 3600));
     }
 
     #[test]

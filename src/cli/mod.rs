@@ -102,7 +102,8 @@ pub enum Command {
     /// The same figures as `GET /v1/analytics`, read from the cache layer: deploys record
     /// the site's original, minified and per-variant bytes; `edgeship serve` counts the
     /// bytes its origin sends. Needs Redis (cache.redis_url), where the service and
-    /// deploys from pipelines share them. Exit codes: 0 done, 2 bad range or no Redis.
+    /// deploys from pipelines share them. Exit codes: 0 done, 1 Redis unreachable, 2 bad
+    /// range or no Redis configured.
     Stats(stats::StatsArgs),
     /// Create, list and revoke API keys for the HTTP API.
     ///

@@ -1,8 +1,12 @@
 //! Adaptive concurrency: start at the configured level, then additive increase while calls
 //! are fast, multiplicative decrease on throttling or when latency climbs — so a deploy
 //! neither hammers a throttling provider nor idles on a fast one (AIMD, as TCP does).
+//!
+//! Callers should wait for a permit *before* spawning work (one waiter), not spawn every
+//! task and let each wait: every release wakes all waiters, so ten thousand waiting
+//! tasks made a 10,000-file upload spend most of its CPU on wake-ups.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -26,13 +30,13 @@ pub struct AdaptiveLimit {
     max: f64,
 }
 
-/// A slot in the limit, released on drop.
+/// A slot in the limit, released on drop; it can move into a spawned task.
 #[derive(Debug)]
-pub struct Permit<'a> {
-    limit: &'a AdaptiveLimit,
+pub struct Permit {
+    limit: Arc<AdaptiveLimit>,
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         self.limit.lock().in_flight -= 1;
         self.limit.notify.notify_waiters();
@@ -66,14 +70,16 @@ impl AdaptiveLimit {
     }
 
     /// Waits for a free slot.
-    pub async fn acquire(&self) -> Permit<'_> {
+    pub async fn acquire(self: &Arc<Self>) -> Permit {
         loop {
             let notified = self.notify.notified();
             {
                 let mut state = self.lock();
                 if (state.in_flight as f64) < state.limit.floor().max(self.min) {
                     state.in_flight += 1;
-                    return Permit { limit: self };
+                    return Permit {
+                        limit: Arc::clone(self),
+                    };
                 }
             }
             notified.await;

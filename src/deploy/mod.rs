@@ -489,7 +489,8 @@ impl Deployer {
                 }
             }
         }
-        if has_work || remote.assets != manifest.assets {
+        let manifest_written = has_work || remote.assets != manifest.assets;
+        if manifest_written {
             let json = manifest.to_compact_json();
             let hash = blake3::hash(&json).to_hex().to_string();
             let mut put = PutRequest::bytes(manifest_key.clone(), json);
@@ -550,22 +551,21 @@ impl Deployer {
         if has_work && report.failures.is_empty() {
             provider.delete_many(&[IN_PROGRESS_KEY.to_string()]).await?;
         }
-        if let Some(cache) = &self.cache {
-            let shipped: Vec<&crate::pipeline::ProcessedAsset> = assets
+        if let Some(cache) = self.cache.as_ref().filter(|_| manifest_written) {
+            // Shipped: files whose new entry went live (every object stored) and that
+            // uploaded something now; a file that failed in part counts when it goes up.
+            let shipped: Vec<&crate::pipeline::manifest::ManifestEntry> = assets
                 .iter()
-                .filter(|asset| {
-                    plan::entry_keys(&asset.path, &asset.manifest_entry())
+                .filter_map(|asset| {
+                    let entry = manifest.assets.get(&asset.path)?;
+                    let uploaded = plan::entry_keys(&asset.path, entry)
                         .iter()
-                        .any(|key| succeeded.contains(key))
+                        .any(|key| succeeded.contains(key));
+                    (uploaded && *entry == asset.manifest_entry()).then_some(entry)
                 })
                 .collect();
-            let site_assets: Vec<&crate::pipeline::ProcessedAsset> = assets
-                .iter()
-                .filter(|asset| manifest.assets.contains_key(&asset.path))
-                .collect();
             if let Err(err) =
-                crate::analytics::record_deploy(cache, &self.site.name, &site_assets, &shipped)
-                    .await
+                crate::analytics::record_deploy(cache, &self.site.name, &manifest, &shipped).await
             {
                 tracing::warn!(site = %self.site.name, error = %err, "deploy analytics not recorded");
             }
@@ -665,9 +665,11 @@ impl Deployer {
     ) -> Result<BTreeMap<String, edgeship_providers::ObjectMeta>, DeployError> {
         let mut tasks = tokio::task::JoinSet::new();
         for key in keys {
-            let (provider, limit) = (Arc::clone(provider), Arc::clone(limit));
+            let provider = Arc::clone(provider);
+            // Wait here, not in the task: one waiter instead of thousands (see adaptive).
+            let permit = limit.acquire().await;
             tasks.spawn(async move {
-                let _permit = limit.acquire().await;
+                let _permit = permit;
                 (key.clone(), provider.head(&key).await)
             });
         }
@@ -756,8 +758,10 @@ impl Deployer {
                 Arc::clone(abort),
                 Arc::clone(&progress),
             );
+            // Wait here, not in the task: one waiter instead of thousands (see adaptive).
+            let permit = limit.acquire().await;
             tasks.spawn(async move {
-                let _permit = limit.acquire().await;
+                let _permit = permit;
                 if abort.load(Ordering::Relaxed) {
                     return (upload, None);
                 }

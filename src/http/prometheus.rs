@@ -13,8 +13,8 @@
 //! - `edgeship_http_request_duration_seconds{route, method}` (histogram);
 //!
 //! `route` is the matched pattern (`/v1/sites/{site}/purges`), `origin` for files the
-//! origin serves, and `unmatched` for unknown API paths, so the label set stays small
-//! whatever paths clients send.
+//! origin serves, and `unmatched` for unknown API paths; `method` is one of the standard
+//! methods or `OTHER`. So the label set stays small whatever clients send.
 //!
 //! Histograms buffer samples until "upkeep" drains them; without the exporter's HTTP
 //! listener nobody does that, so one background thread runs it every few seconds for the
@@ -140,8 +140,18 @@ pub fn record_request(
         None if path == "/v1" || path.starts_with("/v1/") => "unmatched".to_owned(),
         None => "origin".to_owned(),
     };
-    let method = method.as_str().to_owned();
-    metrics::counter!(names::REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+    use actix_web::http::Method;
+    let method = match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
+    metrics::counter!(names::REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
         .increment(1);
     metrics::histogram!(names::DURATION, "route" => route, "method" => method)
         .record(elapsed.as_secs_f64());

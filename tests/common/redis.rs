@@ -51,6 +51,21 @@ pub async fn cleanup(cache: &Cache) {
     let _ = cache.delete_pattern(&cache.keys().all()).await;
 }
 
+/// Deletes every key under `prefix` on the shared server (for tests that drive the
+/// binary, where no `Cache` handle is at hand).
+pub fn delete_prefix(prefix: &str) {
+    use redis::Commands;
+    let mut conn = raw_connection(SHARED_REDIS);
+    let keys: Vec<String> = conn
+        .scan_match::<_, String>(format!("{prefix}:*"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("UNLINK").arg(&keys).query(&mut conn).unwrap();
+    }
+}
+
 /// A free local TCP port.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")

@@ -439,7 +439,8 @@ mod tests {
         assert_eq!(totals.by_encoding["gzip"].requests, 1);
         assert!(!totals.by_encoding.contains_key("zstd"));
 
-        let now = SystemTime::now();
+        // `to` is exclusive: one second ahead covers a flush in the hour's first second.
+        let now = SystemTime::now() + Duration::from_secs(1);
         let hours = origin_hourly(&cache, "www", now - Duration::from_secs(7200), now)
             .await
             .unwrap();

@@ -1,9 +1,11 @@
 //! `GET /v1/analytics`: deploy savings per site and content type, and what the origin
 //! served per encoding, as totals and a time series (scope `read`).
 //!
-//! Answers are kept [`REPORT_TTL`] per query string, so a dashboard polling every second
-//! costs the cache layer one read per query every [`REPORT_TTL`] however many viewers
-//! it has (the origin's counters reach the cache layer once a second anyway).
+//! Answers are kept [`REPORT_TTL`] per query (sites, range widened to whole hours,
+//! grouping), and concurrent requests for the same query share one computation, so a
+//! dashboard polled by many viewers costs the cache layer one report per query every
+//! [`REPORT_TTL`] (the origin's counters reach the cache layer once a second anyway).
+//! The kept answers are capped at [`REPORT_CACHE_BYTES`].
 
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +19,11 @@ use crate::analytics::report::{self, Query, ReportError};
 use crate::http::AppState;
 use crate::keys::Scope;
 
-/// How long an answer is reused for the same query string.
+/// How long an answer is reused for the same query.
 pub const REPORT_TTL: Duration = Duration::from_secs(2);
+
+/// The most bytes of answers kept at once.
+pub const REPORT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Query parameters of `GET /v1/analytics`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -35,13 +40,14 @@ pub struct AnalyticsParams {
     pub group_by: Option<String>,
 }
 
-/// The cached report answers, by query string.
+/// The cached report answers, by normalised query.
 pub type ReportCache = moka::future::Cache<String, bytes::Bytes>;
 
-/// A cache for [`report`]'s answers.
+/// A cache for [`report`]'s answers, weighed by their size.
 pub fn report_cache() -> ReportCache {
     moka::future::Cache::builder()
-        .max_capacity(1024)
+        .weigher(|_key: &String, body: &bytes::Bytes| u32::try_from(body.len()).unwrap_or(u32::MAX))
+        .max_capacity(REPORT_CACHE_BYTES)
         .time_to_live(REPORT_TTL)
         .build()
 }
@@ -68,10 +74,6 @@ pub async fn report(
 ) -> HttpResponse {
     if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
         return denied;
-    }
-    let cache_key = req.query_string().to_owned();
-    if let Some(body) = state.report_cache().get(&cache_key).await {
-        return json_body(body);
     }
     let config = state.config();
     let sites = match &params.site {
@@ -104,23 +106,23 @@ pub async fn report(
             return error_response(StatusCode::BAD_REQUEST, code, &err.to_string());
         }
     };
-    let origin_site = Some(state.origin().site());
-    match report::build(state.cache(), &query, origin_site).await {
-        Ok(report) => match serde_json::to_vec(&report) {
-            Ok(body) => {
-                let body = bytes::Bytes::from(body);
-                state.report_cache().insert(cache_key, body.clone()).await;
-                json_body(body)
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "analytics report");
-                error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the report cannot be encoded",
-                )
-            }
-        },
+    let key = format!(
+        "{}|{}|{}|{:?}",
+        query.sites.join(","),
+        query.from,
+        query.to,
+        query.group_by
+    );
+    let compute = async {
+        let report = report::build(state.cache(), &query, Some(state.origin().site()))
+            .await
+            .map_err(|err| err.to_string())?;
+        serde_json::to_vec(&report)
+            .map(bytes::Bytes::from)
+            .map_err(|err| err.to_string())
+    };
+    match state.report_cache().try_get_with(key, compute).await {
+        Ok(body) => json_body(body),
         Err(err) => {
             tracing::error!(error = %err, "analytics report");
             error_response(

@@ -27,23 +27,25 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// What a provider probe found.
+/// What a provider probe found. Only the provider's kind and the error's class are
+/// shown (the endpoint is public); the full error goes to the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProbeResult {
     /// `ready` or `unreachable`.
     pub status: &'static str,
-    /// The provider, as named in logs.
+    /// The provider kind (`local`, `aws`, …).
     pub provider: String,
-    /// Why it is unreachable.
+    /// Why it is unreachable: the error class (`auth`, `retryable`, `timeout`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
 }
 
 /// Each configured site's provider, and its recent probe results.
 #[derive(Debug)]
 pub struct ProviderProbes {
-    providers: BTreeMap<String, SharedProvider>,
+    providers: BTreeMap<String, (String, SharedProvider)>,
     manifest_key: String,
+    origin_site: String,
     results: moka::future::Cache<String, ProbeResult>,
 }
 
@@ -53,39 +55,66 @@ impl ProviderProbes {
         let mut providers = BTreeMap::new();
         for name in config.site_names() {
             let site = config.site(&name)?;
-            providers.insert(name, crate::deploy::open_provider(&site));
+            let provider = crate::deploy::open_provider(&site);
+            providers.insert(name, (site.provider.clone(), provider));
         }
         Ok(Self {
             providers,
             manifest_key: config.deploy.manifest_key.clone(),
+            origin_site: config.server.origin_site.clone(),
             results: moka::future::Cache::builder()
                 .time_to_live(PROBE_TTL)
                 .build(),
         })
     }
 
-    /// Probes every provider (answers younger than [`PROBE_TTL`] are reused; concurrent
-    /// callers share one probe): a read of the site's manifest that gets an answer,
-    /// found or not, means reachable.
+    /// Probes every provider at once (answers younger than [`PROBE_TTL`] are reused;
+    /// concurrent callers share one probe): a read of the site's manifest that gets an
+    /// answer, found or not, means reachable.
     pub async fn check(&self) -> BTreeMap<String, ProbeResult> {
+        let mut probes = tokio::task::JoinSet::new();
+        for (site, (kind, provider)) in &self.providers {
+            let (site, kind, provider) = (site.clone(), kind.clone(), provider.clone());
+            let (results, key) = (self.results.clone(), self.manifest_key.clone());
+            probes.spawn(async move {
+                let result = results
+                    .get_with_by_ref(&site, probe(&site, &kind, &provider, &key))
+                    .await;
+                (site, result)
+            });
+        }
         let mut results = BTreeMap::new();
-        for (site, provider) in &self.providers {
-            let result = self
-                .results
-                .get_with_by_ref(site, probe(provider, &self.manifest_key))
-                .await;
-            results.insert(site.clone(), result);
+        while let Some(joined) = probes.join_next().await {
+            if let Ok((site, result)) = joined {
+                results.insert(site, result);
+            }
         }
         results
     }
+
+    /// The site the origin serves: the one provider readiness depends on.
+    pub fn origin_site(&self) -> &str {
+        &self.origin_site
+    }
 }
 
-async fn probe(provider: &SharedProvider, manifest_key: &str) -> ProbeResult {
+async fn probe(
+    site: &str,
+    kind: &str,
+    provider: &SharedProvider,
+    manifest_key: &str,
+) -> ProbeResult {
     let outcome = tokio::time::timeout(PROBE_TIMEOUT, provider.head(manifest_key)).await;
     let reason = match outcome {
         Ok(Ok(_) | Err(ProviderError::NotFound { .. })) => None,
-        Ok(Err(err)) => Some(err.to_string()),
-        Err(_) => Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        Ok(Err(err)) => {
+            tracing::warn!(site, provider = %provider, error = %err, "readiness probe failed");
+            Some(err.class())
+        }
+        Err(_) => {
+            tracing::warn!(site, provider = %provider, "readiness probe: no answer within {} s", PROBE_TIMEOUT.as_secs());
+            Some("timeout")
+        }
     };
     ProbeResult {
         status: if reason.is_none() {
@@ -93,25 +122,26 @@ async fn probe(provider: &SharedProvider, manifest_key: &str) -> ProbeResult {
         } else {
             "unreachable"
         },
-        provider: provider.to_string(),
+        provider: kind.to_owned(),
         reason,
     }
 }
 
-/// Readiness: 200 `{"status":"ready","cache":{…},"providers":{site:{…}}}` when the cache
-/// layer uses what is configured and every site's provider answers; else 503 with
-/// `"status":"degraded"` and, for the first problem, `component` (`cache` or
-/// `provider:<site>`) and `reason`. Requests still succeed while the cache is degraded
-/// (it serves from memory); the 503 lets a load balancer prefer healthy replicas and
-/// tells operators why.
+/// Readiness: 200 `{"status":"ready","cache":{…},"providers":{site:{…}}}`, or 503
+/// `"status":"degraded"` with the `component` (`cache`, or `provider:<site>` for the
+/// site this service's origin serves) and `reason`. Requests still succeed while the
+/// cache is degraded (it serves from memory); the 503 lets a load balancer prefer
+/// healthy replicas and tells operators why. Other sites' providers are shown but do not
+/// make a replica unready (every replica shares them, so a 503 would only empty the
+/// pool): an unreachable one is listed under `warnings`.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready: the cache and every provider answer", body = Object),
+        (status = 200, description = "Ready: the cache and the origin site's provider answer", body = Object),
         (status = 503, description = "Degraded: which component, why, since when", body = Object),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (cache_health, providers) =
-        tokio::join!(state.cache().health(), state.provider_probes().check());
+    let probes = state.provider_probes();
+    let (cache_health, providers) = tokio::join!(state.cache().health(), probes.check());
     let mut problem: Option<(String, String)> = None;
     let cache = match cache_health {
         Health::Ready => json!({ "status": "ready" }),
@@ -123,27 +153,38 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             json!({ "status": "degraded", "reason": reason, "degraded_for_ms": degraded_for_ms })
         }
     };
-    if problem.is_none()
-        && let Some((site, result)) = providers.iter().find(|(_, r)| r.reason.is_some())
-    {
-        problem = Some((
-            format!("provider:{site}"),
-            result.reason.clone().unwrap_or_default(),
-        ));
+    let mut warnings = Vec::new();
+    for (site, result) in &providers {
+        let Some(reason) = result.reason else {
+            continue;
+        };
+        if site == probes.origin_site() {
+            if problem.is_none() {
+                problem = Some((format!("provider:{site}"), reason.to_owned()));
+            }
+        } else {
+            warnings.push(format!("provider:{site} is unreachable ({reason})"));
+        }
+    }
+    let mut body = json!({
+        "status": "ready",
+        "cache": cache,
+        "providers": providers,
+    });
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
     }
     match problem {
-        None => HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "cache": cache,
-            "providers": providers,
-        })),
-        Some((component, reason)) => HttpResponse::ServiceUnavailable().json(json!({
-            "status": "degraded",
-            "component": component,
-            "reason": reason,
-            "degraded_for_ms": cache.get("degraded_for_ms"),
-            "cache": cache,
-            "providers": providers,
-        })),
+        None => HttpResponse::Ok().json(body),
+        Some((component, reason)) => {
+            body["status"] = json!("degraded");
+            body["component"] = json!(component);
+            body["reason"] = json!(reason);
+            body["degraded_for_ms"] = body["cache"]
+                .get("degraded_for_ms")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            HttpResponse::ServiceUnavailable().json(body)
+        }
     }
 }
