@@ -83,6 +83,28 @@ pub struct Query {
 }
 
 impl Query {
+    /// [`Query::parse`] for `site` (every configured site when `None`); an unknown site
+    /// is [`ReportError::UnknownSite`].
+    pub fn for_config(
+        config: &crate::config::Config,
+        site: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        group_by: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Self, ReportError> {
+        let sites = match site {
+            Some(site) => {
+                config
+                    .site(site)
+                    .map_err(|_| ReportError::UnknownSite(site.to_owned()))?;
+                vec![site.to_owned()]
+            }
+            None => config.site_names(),
+        };
+        Self::parse(sites, from, to, group_by, now)
+    }
+
     /// Validates raw parameters: `from` / `to` as Unix seconds, `YYYY-MM-DD` or RFC 3339
     /// (default: the last 7 days up to now); `group_by` `hour` or `day` (default: `hour`
     /// for ranges up to 2 days, else `day`). The range may not be empty nor longer than

@@ -43,15 +43,9 @@ curl -H 'Authorization: Bearer <key>' 'http://{}/v1/analytics'",
         );
         return Ok(EXIT_USAGE);
     }
-    let sites = match &args.site {
-        Some(site) => {
-            config.site(site)?;
-            vec![site.clone()]
-        }
-        None => config.site_names(),
-    };
-    let query = match Query::parse(
-        sites,
+    let query = match Query::for_config(
+        config,
+        args.site.as_deref(),
         args.from.as_deref(),
         args.to.as_deref(),
         args.group_by.as_deref(),

@@ -108,6 +108,14 @@ mod tests {
             doc["components"]["securitySchemes"]["api_key"]["scheme"],
             "bearer"
         );
+        for status in ["401", "403", "429"] {
+            assert!(
+                doc["paths"]["/v1/analytics"]["get"]["responses"]
+                    .get(status)
+                    .is_some(),
+                "authenticated routes document {status}"
+            );
+        }
         let job = &doc["components"]["schemas"]["PurgeJob"]["properties"];
         assert!(job.get("batches").is_some(), "{job}");
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));

@@ -61,9 +61,8 @@ pub fn report_cache() -> ReportCache {
     responses(
         (status = 200, description = "Totals and time series per site", body = crate::analytics::report::Report),
         (status = 400, description = "A bad time, range or grouping", body = super::ErrorBody),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `read` scope", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]
@@ -75,22 +74,9 @@ pub async fn report(
     if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
         return denied;
     }
-    let config = state.config();
-    let sites = match &params.site {
-        Some(site) => match config.site(site) {
-            Ok(_) => vec![site.clone()],
-            Err(_) => {
-                return error_response(
-                    StatusCode::NOT_FOUND,
-                    "unknown_site",
-                    &ReportError::UnknownSite(site.clone()).to_string(),
-                );
-            }
-        },
-        None => config.site_names(),
-    };
-    let query = match Query::parse(
-        sites,
+    let query = match Query::for_config(
+        state.config(),
+        params.site.as_deref(),
         params.from.as_deref(),
         params.to.as_deref(),
         params.group_by.as_deref(),
@@ -98,12 +84,13 @@ pub async fn report(
     ) {
         Ok(query) => query,
         Err(err) => {
-            let code = match err {
-                ReportError::BadTime { .. } => "bad_time",
-                ReportError::BadGroupBy(_) => "bad_group_by",
-                _ => "bad_range",
+            let (status, code) = match err {
+                ReportError::UnknownSite(_) => (StatusCode::NOT_FOUND, "unknown_site"),
+                ReportError::BadTime { .. } => (StatusCode::BAD_REQUEST, "bad_time"),
+                ReportError::BadGroupBy(_) => (StatusCode::BAD_REQUEST, "bad_group_by"),
+                _ => (StatusCode::BAD_REQUEST, "bad_range"),
             };
-            return error_response(StatusCode::BAD_REQUEST, code, &err.to_string());
+            return error_response(status, code, &err.to_string());
         }
     };
     let key = format!(

@@ -39,10 +39,9 @@ pub struct AssetsQuery {
     params(("site" = String, Path, description = "The site"), AssetsQuery),
     responses(
         (status = 200, description = "One page of deployed assets, in path order", body = Object),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `read` or `deploy` scope", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
         (status = 502, description = "The provider failed", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]

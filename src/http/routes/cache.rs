@@ -14,8 +14,7 @@ use crate::keys::Scope;
     tag = "operations",
     responses(
         (status = 200, description = "The cache layer's counters", body = Object),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `read` scope", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]

@@ -62,11 +62,9 @@ impl Drop for TempTree {
     responses(
         (status = 202, description = "Extracted and started; poll `Location`", body = crate::deploy::job::DeployJob),
         (status = 400, description = "Not an archive, or an unsafe one (absolute paths, `..`, links leaving the root, devices, too many files, extreme expansion); nothing was written", body = super::ErrorBody),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `deploy` scope", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
         (status = 413, description = "Over `server.max_upload_bytes`", body = super::ErrorBody),
-        (status = 429, description = "Over the rate limit; see `Retry-After`", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]
@@ -288,9 +286,8 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
     responses(
         (status = 200, description = "The job: status, phase, progress, and the report once finished", body = crate::deploy::job::DeployJob),
         (status = 400, description = "Not a deploy job id", body = super::ErrorBody),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `deploy` or `read` scope", body = super::ErrorBody),
         (status = 404, description = "No such job (jobs are kept 7 days)", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]

@@ -28,6 +28,23 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The answers every authenticated route may give, for the OpenAPI document.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum AuthErrors {
+    /// No key, or an unknown, expired or revoked one (with `WWW-Authenticate`).
+    #[response(status = 401, description = "No or unknown API key")]
+    Unauthorized(ErrorBody),
+    /// The key lacks the route's scope, or may not be used from this address.
+    #[response(
+        status = 403,
+        description = "The key lacks the route's scope or may not be used from this address"
+    )]
+    Forbidden(ErrorBody),
+    /// Over a rate limit, or the address is blocked after repeated authentication failures.
+    #[response(status = 429, description = "Over a rate limit; see `Retry-After`")]
+    TooManyRequests(ErrorBody),
+}
+
 /// Answers with [`ErrorBody`].
 pub fn error_response(
     status: actix_web::http::StatusCode,

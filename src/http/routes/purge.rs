@@ -75,11 +75,9 @@ pub(crate) fn purge_error(err: &PurgeError) -> HttpResponse {
         (status = 202, description = "Started; the job runs in the background (`Location` points at it)", body = crate::purge::job::PurgeJob),
         (status = 200, description = "With `wait`: the finished job. With `dry_run`: the plan (a `PurgePlan`), nothing sent", body = crate::purge::job::PurgeJob),
         (status = 400, description = "No or bad patterns (`bad_pattern` gives the `position`), malformed JSON", body = super::ErrorBody),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `purge` scope", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
         (status = 409, description = "Purges everything or more than `purge.confirm_share` of the site: resend with `confirm`", body = super::ErrorBody),
-        (status = 429, description = "Over the rate limit; see `Retry-After`", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]
@@ -148,9 +146,8 @@ pub async fn create(
     responses(
         (status = 200, description = "The job, with each batch's status", body = crate::purge::job::PurgeJob),
         (status = 400, description = "Not a job id", body = super::ErrorBody),
-        (status = 401, description = "No or unknown API key", body = super::ErrorBody),
-        (status = 403, description = "The key lacks the `purge` or `read` scope", body = super::ErrorBody),
         (status = 404, description = "No such job (jobs are kept 7 days)", body = super::ErrorBody),
+        super::AuthErrors,
     ),
     security(("api_key" = []))
 )]
