@@ -19,18 +19,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A sandbox whose `edgeship.toml` has site `default` on `bucket` at `endpoint`, and
 /// whose commands see only the given credentials (no profile files, no instance role).
 fn aws_sandbox(endpoint: &str, bucket: &str, extra: &str) -> common::Sandbox {
@@ -108,7 +96,7 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
         &format!("distribution_id = \"{distribution}\""),
     );
     let site = sandbox.path("site");
-    copy_dir(&common::fixture("site"), &site);
+    common::copy_tree(&common::fixture("site"), &site);
     let s3 = testing::s3_client(&endpoint);
 
     // First deploy: everything is new, so nothing can be cached and nothing is purged.

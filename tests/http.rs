@@ -2,22 +2,20 @@
 
 mod common;
 
-use std::net::TcpListener;
-
 use std::time::{Duration, Instant};
 
 use common::redis::{PrivateRedis, SHARED_REDIS, cleanup, raw_connection, redis_config};
 use edgeship::cache::Cache;
 use edgeship::config::Config;
-use edgeship::http::{AppState, serve};
-use tokio::sync::oneshot;
 
-struct TestApp {
-    base: String,
-    admin: String,
-    state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    _data: tempfile::TempDir,
+/// The shared test app, with files in its default site.
+struct TestApp(common::http::TestApp);
+
+impl std::ops::Deref for TestApp {
+    type Target = common::http::TestApp;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestApp {
@@ -40,21 +38,7 @@ impl TestApp {
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
             std::fs::write(target, bytes).unwrap();
         }
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(&config).unwrap();
-        let admin = state.ensure_admin_key().await.unwrap().unwrap();
-        tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            admin,
-            state,
-            stop: Some(stop),
-            _data: data,
-        }
+        Self(common::http::TestApp::start(config, data).await)
     }
 
     fn cache(&self) -> &Cache {
@@ -73,14 +57,6 @@ impl TestApp {
 
     async fn request(&self, method: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
         raw_request(&self.base, method, path, &self.admin).await
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

@@ -355,6 +355,9 @@ async fn purges_over_http_use_the_engine_and_their_jobs_are_readable() {
     assert_eq!(missing.status, 404);
     let bad_id = app.admin("GET", "/v1/purges/..%2Fx", None).await;
     assert_eq!(bad_id.status, 400);
+    // A deploy job's id is not a purge job's: refused, not read as the wrong kind.
+    let other_kind = app.admin("GET", "/v1/purges/d0000000000000000", None).await;
+    assert_eq!(other_kind.code(), "bad_id");
 
     let audit = std::fs::read_to_string(app.data.path().join("audit.log")).unwrap();
     assert!(

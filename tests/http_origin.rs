@@ -5,7 +5,6 @@ mod common;
 
 use common::http::{Response, request};
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,21 +13,21 @@ use edgeship::cache::Cache;
 use edgeship::config::Config;
 use edgeship::deploy::{DeployOptions, Deployer};
 use edgeship::http::origin::{OriginTotals, origin_totals};
-use edgeship::http::{AppState, serve};
 use edgeship::pipeline::build::NoProgress;
 use edgeship::pipeline::compress::{Encoding, decode};
 use edgeship::pipeline::manifest::Manifest;
-use tokio::sync::oneshot;
 
 /// A small fingerprinted script with every variant: identity 7.7 KB, br/gzip/zstd ~3.5 KB.
 const SCRIPT: &str = "assets/app.3f9c2a1b.js";
 
-struct TestApp {
-    base: String,
-    state: AppState,
-    config: Config,
-    stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+/// The shared test app, started on a deployed site.
+struct TestApp(common::http::TestApp);
+
+impl std::ops::Deref for TestApp {
+    type Target = common::http::TestApp;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestApp {
@@ -49,20 +48,7 @@ impl TestApp {
         configure(&mut config);
         let input = input.map_or_else(|| common::fixture("site"), Path::to_path_buf);
         deploy(&config, &input).await;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(&config).unwrap();
-        tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            state,
-            config,
-            stop: Some(stop),
-            _dir: dir,
-        }
+        Self(common::http::TestApp::start(config, dir).await)
     }
 
     fn root(&self) -> PathBuf {
@@ -103,14 +89,6 @@ impl TestApp {
                 "counters never got there: {totals:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
         }
     }
 }
@@ -450,7 +428,7 @@ async fn directory_paths_serve_their_index_from_the_manifest() {
 async fn a_redeploy_is_served_without_a_restart() {
     let work = tempfile::tempdir().unwrap();
     let input = work.path().join("site");
-    copy_tree(&common::fixture("site"), &input);
+    common::copy_tree(&common::fixture("site"), &input);
     let app = TestApp::deployed(Some(&input)).await;
     let before = app.get("/about/", &[("accept-encoding", "br")]).await;
     let old_tag = before.header("etag").unwrap().to_owned();
@@ -644,17 +622,5 @@ async fn bytes_served_are_counted_per_encoding_for_analytics_and_prometheus() {
         "edgeship_origin_requests_total{site=\"default\",status=\"404\"}",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }

@@ -232,10 +232,7 @@ mod tests {
     use super::*;
 
     fn paths(paths: &[&str]) -> PurgeRequest {
-        PurgeRequest {
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-            ..Default::default()
-        }
+        PurgeRequest::of_paths(paths.iter().copied())
     }
 
     #[test]
@@ -257,20 +254,10 @@ mod tests {
             assert!(err.contains(reason), "{err} should mention {reason}");
         }
         let many: Vec<String> = (0..3001).map(|i| format!("/{i}.css")).collect();
-        let err = cf
-            .check_purge(&PurgeRequest {
-                paths: many,
-                ..Default::default()
-            })
-            .unwrap_err();
+        let err = cf.check_purge(&PurgeRequest::of_paths(many)).unwrap_err();
         assert!(err.contains("3001 items"), "{err}");
         let wild: Vec<String> = (0..16).map(|i| format!("/{i}/*")).collect();
-        let err = cf
-            .check_purge(&PurgeRequest {
-                paths: wild,
-                ..Default::default()
-            })
-            .unwrap_err();
+        let err = cf.check_purge(&PurgeRequest::of_paths(wild)).unwrap_err();
         assert!(err.contains("16 wildcard paths"), "{err}");
         let tags = PurgeRequest {
             tags: vec!["a".into()],

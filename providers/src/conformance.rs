@@ -231,10 +231,7 @@ pub async fn large_objects_stream_from_files(provider: &dyn Provider, prefix: &s
 /// Purging an uncached path succeeds; kinds outside the capabilities are `NotSupported`.
 pub async fn purge_follows_capabilities(provider: &dyn Provider) {
     let caps = provider.capabilities();
-    let paths = PurgeRequest {
-        paths: vec!["/never-cached.html".into()],
-        ..Default::default()
-    };
+    let paths = PurgeRequest::of_paths(["/never-cached.html"]);
     let receipt = provider
         .purge(&paths)
         .await

@@ -147,6 +147,14 @@ pub struct PurgeRequest {
 }
 
 impl PurgeRequest {
+    /// A purge of exact `paths` (each starting with `/`).
+    pub fn of_paths(paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            paths: paths.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
     /// Whether nothing would be purged.
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()

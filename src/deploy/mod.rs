@@ -914,11 +914,11 @@ pub async fn read_manifest(
 pub const MANIFEST_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// A site's manifest as kept in the cache layer, with the hash of the stored JSON it
-/// was read from (or written as).
+/// was read from (or written as). Written borrowed (`M = &Manifest`), read owned.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct CachedManifest {
+struct CachedManifest<M> {
     hash: String,
-    manifest: Manifest,
+    manifest: M,
 }
 
 /// Reads a site's manifest through the cache layer: a `HEAD` of the stored manifest
@@ -947,7 +947,7 @@ pub async fn read_manifest_cached(
         Err(err) => return Err(err.into()),
     };
     if let Some(hash) = &stored_hash {
-        match cache.get::<CachedManifest>(&cache_key).await {
+        match cache.get::<CachedManifest<Manifest>>(&cache_key).await {
             Ok(Some(cached)) if cached.hash == *hash => return Ok(Some(cached.manifest)),
             Ok(_) => {}
             Err(err) => {
@@ -971,12 +971,7 @@ async fn store_cached_manifest(
     manifest: &Manifest,
 ) {
     let key = cache.site(site).manifest();
-    #[derive(serde::Serialize)]
-    struct Borrowed<'a> {
-        hash: String,
-        manifest: &'a Manifest,
-    }
-    let value = Borrowed { hash, manifest };
+    let value = CachedManifest { hash, manifest };
     if let Err(err) = cache.set(&key, &value, Some(MANIFEST_CACHE_TTL)).await {
         tracing::warn!(site, error = %err, "manifest not cached");
     }

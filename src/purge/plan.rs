@@ -370,10 +370,7 @@ mod tests {
     #[test]
     fn cost_counts_paths_beyond_the_free_allowance() {
         let cf = Capabilities::cloudfront();
-        let requests = vec![PurgeRequest {
-            paths: (0..30).map(|i| format!("/{i}")).collect(),
-            ..Default::default()
-        }];
+        let requests = vec![PurgeRequest::of_paths((0..30).map(|i| format!("/{i}")))];
         let within = PurgeCost::estimate(&requests, &cf, Some(900));
         assert_eq!(within.estimated_micro_usd, 0);
         let beyond = PurgeCost::estimate(&requests, &cf, Some(990));

@@ -60,6 +60,12 @@ impl TestApp {
             ..Config::default()
         };
         configure(&mut config);
+        Self::start(config, data).await
+    }
+
+    /// Starts the app with `config` (its directories inside `data`, kept as long as the
+    /// app) and creates an admin key.
+    pub async fn start(config: Config, data: tempfile::TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

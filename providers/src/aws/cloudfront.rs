@@ -128,10 +128,7 @@ mod tests {
     use crate::Capabilities;
 
     fn paths(paths: &[&str]) -> PurgeRequest {
-        PurgeRequest {
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-            ..Default::default()
-        }
+        PurgeRequest::of_paths(paths.iter().copied())
     }
 
     #[test]
@@ -204,22 +201,14 @@ mod tests {
             assert!(err.contains(reason), "{err}");
         }
         let many: Vec<String> = (0..3001).map(|i| format!("/{i}.css")).collect();
-        let err = check(&PurgeRequest {
-            paths: many,
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = check(&PurgeRequest::of_paths(many)).unwrap_err();
         assert!(
             err.to_string()
                 .contains("3001 items in one purge (limit 3000)"),
             "{err}"
         );
         let wildcards: Vec<String> = (0..16).map(|i| format!("/{i}/*")).collect();
-        let err = check(&PurgeRequest {
-            paths: wildcards,
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = check(&PurgeRequest::of_paths(wildcards)).unwrap_err();
         assert!(err.to_string().contains("16 wildcard paths"), "{err}");
     }
 

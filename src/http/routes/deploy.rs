@@ -303,8 +303,5 @@ pub async fn status(
     {
         return denied;
     }
-    if !id.starts_with('d') || !crate::purge::job::valid_job_id(&id) {
-        return error_response(StatusCode::BAD_REQUEST, "bad_id", "not a deploy job id");
-    }
-    super::job_response::<DeployJob>(state.job_store(), &id, "deploy").await
+    super::job_response::<DeployJob>(state.job_store(), &id, "deploy", 'd').await
 }

@@ -68,17 +68,26 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     )
 }
 
-/// Answers with a stored job (`kind` is `purge` or `deploy`, for messages): 200 with the
-/// job, 404 unknown (or expired), 400 not an id, 503 when jobs cannot be read.
+/// Answers with a stored job (`kind` is `purge` or `deploy`, for messages; its ids start
+/// with `prefix`): 200 with the job, 404 unknown (or expired), 400 not an id of that kind,
+/// 503 when jobs cannot be read.
 pub(crate) async fn job_response<T>(
     store: &crate::purge::job::JobStore,
     id: &str,
     kind: &str,
+    prefix: char,
 ) -> HttpResponse
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
     use actix_web::http::StatusCode;
+    if !id.starts_with(prefix) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            &format!("not a {kind} job id"),
+        );
+    }
     match store.load_value::<T>(id).await {
         Ok(Some(job)) => HttpResponse::Ok().json(&job),
         Ok(None) => error_response(

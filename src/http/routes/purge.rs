@@ -163,5 +163,5 @@ pub async fn status(
     {
         return denied;
     }
-    super::job_response::<crate::purge::job::PurgeJob>(state.job_store(), &id, "purge").await
+    super::job_response::<crate::purge::job::PurgeJob>(state.job_store(), &id, "purge", 'p').await
 }
