@@ -283,7 +283,7 @@ impl Pipeline {
             return Ok(self.asset(file, rule, entry, key, true, 0));
         }
 
-        let staging = self.cache.stage()?;
+        let staging = self.cache.stage(&key);
         let (minified, outcome) = match (&bytes, minify_on) {
             (Some(bytes), true) => minify::minify(
                 kind,
@@ -309,7 +309,7 @@ impl Pipeline {
         let identity_stored = minified.is_some();
         let (identity_hash, identity_size) = match &minified {
             Some(out) => {
-                fs::write(staging.path().join("identity"), out)?;
+                staging.create(cache::Staging::IDENTITY)?.0.write_all(out)?;
                 (ContentHash::of(out), out.len() as u64)
             }
             None => (source_hash.clone(), source_size),
@@ -319,7 +319,7 @@ impl Pipeline {
             (None, Some(bytes)) => Identity::Bytes(bytes),
             (None, None) => Identity::File(&file.abs),
         };
-        let results = self.encode_all(&encodings, &identity, identity_size, staging.path());
+        let results = self.encode_all(&encodings, &identity, identity_size, &staging);
         let mut variants = BTreeMap::new();
         for (encoding, result) in encodings.iter().zip(results) {
             let size = result?;
@@ -329,10 +329,9 @@ impl Pipeline {
                 self.config.min_saving_percent,
                 self.config.min_saving_bytes,
             );
+            // A variant not kept is deleted with the staging.
             if keep {
                 variants.insert(*encoding, size);
-            } else {
-                fs::remove_file(staging.path().join(encoding.token()))?;
             }
         }
         let meta = EntryMeta {
@@ -349,18 +348,19 @@ impl Pipeline {
     }
 
     /// Runs every encoder, in parallel on the pool (large files gain most), each writing
-    /// its variant into `dir`. Returns each variant's size, in `encodings` order.
+    /// its variant into a file of `staging`. Returns each variant's size, in `encodings`
+    /// order.
     fn encode_all(
         &self,
         encodings: &[Encoding],
         identity: &Identity<'_>,
         size: u64,
-        dir: &Path,
+        staging: &cache::Staging,
     ) -> Vec<io::Result<u64>> {
         let levels = self.levels();
         let run = |encoding: Encoding| -> io::Result<u64> {
-            let path = dir.join(encoding.token());
-            let mut out = BufWriter::new(File::create(&path)?);
+            let (file, path) = staging.create(encoding.token())?;
+            let mut out = BufWriter::new(file);
             let mut input = identity.open()?;
             compress::encode(encoding, levels, size, &mut input, &mut out)?;
             out.flush()?;
