@@ -78,11 +78,18 @@ impl EntryMeta {
 /// The file name suffix of a stored identity.
 const IDENTITY: &str = "identity";
 
-/// One journal line.
-#[derive(Serialize, Deserialize)]
+/// One journal line, as read.
+#[derive(Deserialize)]
 struct JournalLine {
     key: ContentHash,
     meta: EntryMeta,
+}
+
+/// One journal line, as written.
+#[derive(Serialize)]
+struct JournalLineRef<'a> {
+    key: &'a ContentHash,
+    meta: &'a EntryMeta,
 }
 
 /// A cache rooted at a directory. Clones share the journal.
@@ -270,11 +277,8 @@ impl Journal {
     }
 
     fn append(&self, key: &ContentHash, meta: &EntryMeta) -> io::Result<()> {
-        let mut line = serde_json::to_vec(&JournalLine {
-            key: key.clone(),
-            meta: meta.clone(),
-        })
-        .map_err(io::Error::other)?;
+        let mut line =
+            serde_json::to_vec(&JournalLineRef { key, meta }).map_err(io::Error::other)?;
         line.push(b'\n');
         {
             let mut file = self.file.lock().map_err(|_| poisoned())?;
@@ -347,14 +351,8 @@ impl Journal {
     ) -> io::Result<()> {
         let mut out = Vec::new();
         for (key, meta) in entries {
-            serde_json::to_writer(
-                &mut out,
-                &JournalLine {
-                    key: key.clone(),
-                    meta: meta.clone(),
-                },
-            )
-            .map_err(io::Error::other)?;
+            serde_json::to_writer(&mut out, &JournalLineRef { key, meta })
+                .map_err(io::Error::other)?;
             out.push(b'\n');
         }
         let mut temp = tempfile::Builder::new()
