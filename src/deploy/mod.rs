@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::config::{Config, ConfigError, ResolvedSite};
 use crate::pipeline::Pipeline;
 use crate::pipeline::build::{self, BuildError, BuildReport, FileMessage, NoProgress};
+use crate::pipeline::hash::ContentHash;
 use crate::pipeline::manifest::Manifest;
 use crate::pipeline::rules::RuleSet;
 use crate::purge::job::{BatchStatus, JobStore, PurgeJob};
@@ -492,11 +493,11 @@ impl Deployer {
         let manifest_written = has_work || remote.assets != manifest.assets;
         if manifest_written {
             let json = manifest.to_compact_json();
-            let hash = blake3::hash(&json).to_hex().to_string();
+            let hash = ContentHash::of(&json);
             let mut put = PutRequest::bytes(manifest_key.clone(), json);
             put.content_type = Some("application/json".into());
             put.cache_control = Some("no-store".into());
-            put.metadata.insert(META_HASH.into(), hash.clone());
+            put.metadata.insert(META_HASH.into(), hash.to_string());
             provider.put(put).await?;
             if let Some(cache) = &self.cache {
                 store_cached_manifest(cache, &self.site.name, hash, &manifest).await;
@@ -917,7 +918,7 @@ pub const MANIFEST_CACHE_TTL: std::time::Duration = std::time::Duration::from_se
 /// was read from (or written as). Written borrowed (`M = &Manifest`), read owned.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct CachedManifest<M> {
-    hash: String,
+    hash: ContentHash,
     manifest: M,
 }
 
@@ -948,7 +949,7 @@ pub async fn read_manifest_cached(
     };
     if let Some(hash) = &stored_hash {
         match cache.get::<CachedManifest<Manifest>>(&cache_key).await {
-            Ok(Some(cached)) if cached.hash == *hash => return Ok(Some(cached.manifest)),
+            Ok(Some(cached)) if cached.hash.as_str() == hash => return Ok(Some(cached.manifest)),
             Ok(_) => {}
             Err(err) => {
                 tracing::warn!(site, error = %err, "cached manifest unreadable; reading it from the provider")
@@ -967,7 +968,7 @@ pub async fn read_manifest_cached(
 async fn store_cached_manifest(
     cache: &crate::cache::Cache,
     site: &str,
-    hash: String,
+    hash: ContentHash,
     manifest: &Manifest,
 ) {
     let key = cache.site(site).manifest();
@@ -981,21 +982,22 @@ async fn store_cached_manifest(
 async fn read_manifest_hashed(
     provider: &SharedProvider,
     key: &str,
-) -> Result<Option<(String, Manifest)>, DeployError> {
+) -> Result<Option<(ContentHash, Manifest)>, DeployError> {
     let Some((_, bytes)) = provider.get_opt(key).await? else {
         return Ok(None);
     };
-    let hash = blake3::hash(&bytes).to_hex().to_string();
-    // Parsing a large manifest is CPU work: off the async workers.
-    tokio::task::spawn_blocking(move || Manifest::from_json(&bytes))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|parsed| parsed)
-        .map(|manifest| Some((hash, manifest)))
-        .map_err(|message| DeployError::BadManifest {
-            key: key.to_string(),
-            message,
-        })
+    // Hashing and parsing a large manifest is CPU work: off the async workers.
+    tokio::task::spawn_blocking(move || {
+        Manifest::from_json(&bytes).map(|manifest| (ContentHash::of(&bytes), manifest))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|parsed| parsed)
+    .map(Some)
+    .map_err(|message| DeployError::BadManifest {
+        key: key.to_string(),
+        message,
+    })
 }
 
 /// A site's provider inside the standard retry and circuit-breaker stack.

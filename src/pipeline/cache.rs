@@ -230,18 +230,17 @@ pub struct Staging {
 impl Staging {
     /// Creates the temporary file for output `name` (`"identity"` or an encoding token).
     /// Safe to call from several threads for different names.
-    pub fn create(&self, name: &'static str) -> io::Result<(File, PathBuf)> {
+    pub fn create(&self, name: &'static str) -> io::Result<File> {
         fs::create_dir_all(&self.shard)?;
         let (file, temp) = tempfile::Builder::new()
             .prefix(".staging-")
             .tempfile_in(&self.shard)?
             .into_parts();
-        let path = temp.to_path_buf();
         self.temps
             .lock()
             .map_err(|_| poisoned())?
             .insert(name, temp);
-        Ok((file, path))
+        Ok(file)
     }
 
     /// The identity output's name, for [`Staging::create`].
@@ -406,7 +405,7 @@ mod tests {
     fn commit(cache: &ProcessingCache, key: &ContentHash, meta: &EntryMeta) -> Entry {
         let staging = cache.stage(key);
         for name in meta.file_names().chain(["gzip"]) {
-            let (mut file, _) = staging.create(name).unwrap();
+            let mut file = staging.create(name).unwrap();
             file.write_all(name.as_bytes()).unwrap();
         }
         cache.commit(key, staging, meta.clone()).unwrap()

@@ -309,7 +309,7 @@ impl Pipeline {
         let identity_stored = minified.is_some();
         let (identity_hash, identity_size) = match &minified {
             Some(out) => {
-                staging.create(cache::Staging::IDENTITY)?.0.write_all(out)?;
+                staging.create(cache::Staging::IDENTITY)?.write_all(out)?;
                 (ContentHash::of(out), out.len() as u64)
             }
             None => (source_hash.clone(), source_size),
@@ -359,12 +359,11 @@ impl Pipeline {
     ) -> Vec<io::Result<u64>> {
         let levels = self.levels();
         let run = |encoding: Encoding| -> io::Result<u64> {
-            let (file, path) = staging.create(encoding.token())?;
-            let mut out = BufWriter::new(file);
+            let mut out = BufWriter::new(staging.create(encoding.token())?);
             let mut input = identity.open()?;
             compress::encode(encoding, levels, size, &mut input, &mut out)?;
-            out.flush()?;
-            Ok(fs::metadata(&path)?.len())
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            Ok(file.metadata()?.len())
         };
         use rayon::prelude::*;
         encodings.par_iter().map(|e| run(*e)).collect()

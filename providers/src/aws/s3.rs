@@ -144,7 +144,7 @@ pub(crate) fn part_plan(size: u64, part_size: u64) -> Vec<(u64, u64)> {
 /// File ranges up to this size are read into memory in one go instead of streamed: a
 /// streamed body costs a thread hand-off per read, a chunked upload encoding and a
 /// trailing checksum, which for the typical small web asset is most of the CPU of its PUT.
-/// With the deploy's concurrency limit this bounds the bodies in memory to a few MiB.
+/// At most one such body per transfer is in memory: 16 MiB at 64 transfers.
 pub(crate) const IN_MEMORY_BODY_MAX: u64 = 256 * 1024;
 
 /// `len` bytes of `body` from `offset`: small file ranges read into memory, larger ones
