@@ -72,7 +72,7 @@ impl AuditLog {
 /// An event happening now.
 pub fn event<'a>(event: &'a str, actor: &'a str, detail: serde_json::Value) -> AuditEvent<'a> {
     AuditEvent {
-        at: crate::purge::job::unix_now(),
+        at: crate::jobs::unix_now(),
         event,
         actor,
         ip: None,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{Compression, Format as CacheFormat, Keyspace};
 use crate::pipeline::compress::Encoding;
+pub use crate::site::config::{ProviderKind, ResolvedSite, SiteConfig};
 
 /// The file name looked up in the working directory when no config path is given.
 pub const DEFAULT_CONFIG_FILE: &str = "edgeship.toml";
@@ -146,8 +147,11 @@ pub enum LogFormat {
 pub struct ServerConfig {
     /// Address to listen on. Loopback by default so a fresh install exposes nothing.
     pub bind: SocketAddr,
-    /// The site whose files the built-in origin serves.
-    pub origin_site: String,
+    /// The site whose files the built-in origin serves. Unset: `default` when that site
+    /// exists, else the only configured site; with several sites and none named here the
+    /// origin serves nothing (and says so at startup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_site: Option<String>,
     /// Largest JSON request body, in bytes.
     pub max_json_bytes: usize,
     /// Largest deploy upload (a tar archive), in bytes.
@@ -178,11 +182,40 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
 }
 
+impl ServerConfig {
+    /// Checks limits that would make the service unusable when zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("max_json_bytes", self.max_json_bytes as u64),
+            ("max_upload_bytes", self.max_upload_bytes),
+            ("max_upload_files", self.max_upload_files),
+            ("max_expansion_ratio", self.max_expansion_ratio),
+            ("key_rate_per_sec", u64::from(self.key_rate_per_sec)),
+            ("key_burst", u64::from(self.key_burst)),
+            ("ip_rate_per_sec", u64::from(self.ip_rate_per_sec)),
+            ("ip_burst", u64::from(self.ip_burst)),
+            (
+                "auth_failures_before_block",
+                u64::from(self.auth_failures_before_block),
+            ),
+            ("auth_failure_window_secs", self.auth_failure_window_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Value {
+                    key: format!("server.{key}"),
+                    message: "must be at least 1 (0 would refuse every request)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            origin_site: DEFAULT_SITE.into(),
+            origin_site: None,
             max_json_bytes: 1024 * 1024,
             max_upload_bytes: 1024 * 1024 * 1024,
             max_upload_files: 100_000,
@@ -377,40 +410,6 @@ impl Serialize for RedisUrl {
     }
 }
 
-/// One deploy target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteConfig {
-    /// Provider kind: `local` is the embedded default.
-    #[serde(default = "default_provider")]
-    pub provider: String,
-    /// Root directory of a `local` site; default `<data_dir>/sites/<name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<PathBuf>,
-    /// Ordered rules; the first whose pattern matches a path decides its settings.
-    #[serde(default)]
-    pub rules: Vec<crate::pipeline::rules::RuleConfig>,
-    /// Fault injection in front of the provider (for trying deploys under failure).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub faults: Option<edgeship_providers::faults::FaultConfig>,
-    /// S3 + CloudFront settings of an `aws` site (`[sites.NAME.aws]`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<edgeship_providers::aws::AwsSettings>,
-}
-
-impl Default for SiteConfig {
-    /// A `local` site under the data directory with the built-in rules.
-    fn default() -> Self {
-        Self {
-            provider: default_provider(),
-            root: None,
-            rules: Vec::new(),
-            faults: None,
-            aws: None,
-        }
-    }
-}
-
 /// Settings of the deploy engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -468,37 +467,6 @@ impl Default for PurgeConfig {
             wait_timeout_secs: 900,
         }
     }
-}
-
-/// Provider kinds this build supports.
-#[cfg(feature = "aws")]
-pub const PROVIDERS: &[&str] = &["local", "memory", "aws"];
-/// Provider kinds this build supports.
-#[cfg(not(feature = "aws"))]
-pub const PROVIDERS: &[&str] = &["local", "memory"];
-
-fn default_provider() -> String {
-    "local".into()
-}
-
-/// A site with every default filled in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResolvedSite {
-    /// The site name.
-    pub name: String,
-    /// Provider kind.
-    pub provider: String,
-    /// Root directory for a local site.
-    pub root: PathBuf,
-    /// The site's own rules (the built-in defaults apply after them).
-    pub rules: Vec<crate::pipeline::rules::RuleConfig>,
-    /// Injected faults, if configured.
-    pub faults: Option<edgeship_providers::faults::FaultConfig>,
-    /// S3 + CloudFront settings of an `aws` site.
-    pub aws: Option<edgeship_providers::aws::AwsSettings>,
-    /// The most provider calls a deploy of the site makes at once (the ceiling of its
-    /// adaptive upload limit); providers with connection pools size them to it.
-    pub connections: usize,
 }
 
 impl Config {
@@ -571,18 +539,16 @@ impl Config {
                 format!("{} is not in 0..100", p.min_saving_percent),
             );
         }
-        crate::pipeline::minify::css::parse_targets(&p.css_targets).map_err(|message| {
+        crate::pipeline::minify::css::parse_targets(&p.css_targets).map_err(|err| {
             ConfigError::Value {
                 key: "pipeline.css_targets".into(),
-                message,
+                message: err.to_string(),
             }
         })?;
         self.validate_cache()?;
-        crate::pipeline::rules::compile_globs(&p.exclude).map_err(|message| {
-            ConfigError::Value {
-                key: "pipeline.exclude".into(),
-                message,
-            }
+        crate::pipeline::rules::compile_globs(&p.exclude).map_err(|err| ConfigError::Value {
+            key: "pipeline.exclude".into(),
+            message: err.to_string(),
         })?;
         if self.deploy.concurrency == 0 {
             return bad("deploy.concurrency", "must be at least 1".into());
@@ -591,51 +557,13 @@ impl Config {
             return bad("deploy.retry.attempts", "must be at least 1".into());
         }
         for (name, site) in &self.sites {
-            if let Some(faults) = &site.faults {
-                faults.validate().map_err(|message| ConfigError::Value {
-                    key: format!("sites.{name}.faults"),
-                    message,
-                })?;
-            }
-            if !PROVIDERS.contains(&site.provider.as_str()) {
-                return bad(
-                    &format!("sites.{name}.provider"),
-                    format!(
-                        "provider `{}` is not available in this build (available: {})",
-                        site.provider,
-                        PROVIDERS.join(", ")
-                    ),
-                );
-            }
-            match (site.provider.as_str(), &site.aws) {
-                ("aws", None) => {
-                    return bad(
-                        &format!("sites.{name}.aws.bucket"),
-                        "is required: an `aws` site needs a [sites.NAME.aws] table with the S3 bucket".into(),
-                    );
-                }
-                ("aws", Some(aws)) => {
-                    aws.validate()
-                        .map_err(|(field, message)| ConfigError::Value {
-                            key: format!("sites.{name}.aws.{field}"),
-                            message,
-                        })?;
-                }
-                (other, Some(_)) => {
-                    return bad(
-                        &format!("sites.{name}.aws"),
-                        format!(
-                            "is only used by provider = \"aws\" (this site's provider is `{other}`)"
-                        ),
-                    );
-                }
-                (_, None) => {}
-            }
-            crate::pipeline::rules::RuleSet::new(&site.rules).map_err(|message| {
-                ConfigError::Value {
-                    key: format!("sites.{name}.rules"),
-                    message,
-                }
+            site.validate(name)?;
+        }
+        self.server.validate()?;
+        if let Some(name) = &self.server.origin_site {
+            self.site(name).map_err(|err| ConfigError::Value {
+                key: "server.origin_site".into(),
+                message: err.to_string(),
             })?;
         }
         Ok(())
@@ -705,7 +633,7 @@ impl Config {
         if let Some(site) = self.sites.get(name) {
             return Ok(ResolvedSite {
                 name: name.into(),
-                provider: site.provider.clone(),
+                provider: site.provider,
                 root: site.root.clone().unwrap_or_else(|| self.site_root(name)),
                 rules: site.rules.clone(),
                 faults: site.faults.clone(),
@@ -716,7 +644,7 @@ impl Config {
         if name == DEFAULT_SITE && self.sites.is_empty() {
             return Ok(ResolvedSite {
                 name: name.into(),
-                provider: default_provider(),
+                provider: ProviderKind::Local,
                 root: self.site_root(name),
                 rules: Vec::new(),
                 faults: None,
@@ -733,6 +661,44 @@ impl Config {
                 known.join(", ")
             },
         })
+    }
+
+    /// The site the built-in origin serves: `server.origin_site` when set, else `default`
+    /// when it exists, else the only configured site; `None` when several sites are
+    /// configured and none is named.
+    pub fn origin_site(&self) -> Option<String> {
+        match &self.server.origin_site {
+            Some(name) => Some(name.clone()),
+            None => self.default_site().ok(),
+        }
+    }
+
+    /// The site a command uses when none is named: `default` when it exists, else the
+    /// only configured site. With several sites and no `default` it is an error that
+    /// lists them.
+    pub fn default_site(&self) -> Result<String, ConfigError> {
+        let names = self.site_names();
+        if names.iter().any(|name| name == DEFAULT_SITE) {
+            return Ok(DEFAULT_SITE.to_owned());
+        }
+        match names.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(ConfigError::Value {
+                key: "--site".into(),
+                message: format!(
+                    "several sites are configured and none is `{DEFAULT_SITE}`: name one with --site ({})",
+                    names.join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// `name`, or the [default site](Self::default_site) when `None`.
+    pub fn site_or_default(&self, name: Option<&str>) -> Result<String, ConfigError> {
+        match name {
+            Some(name) => Ok(name.to_owned()),
+            None => self.default_site(),
+        }
     }
 
     /// The ceiling of a deploy's adaptive upload limit: 4× the starting concurrency, at
@@ -846,6 +812,83 @@ mod tests {
         let path = dir.path().join("edgeship.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn unsafe_or_empty_site_names_are_refused_before_anything_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (toml, says) in [
+            ("[sites.\"../../x\"]\n", "cannot start with `.`"),
+            ("[sites.\"x/../y\"]\n", "`/` is not allowed"),
+            ("[sites.\"\"]\n", "cannot be empty"),
+            ("[sites.\".hidden\"]\n", "cannot start with `.`"),
+            ("[sites.\"a b\"]\n", "` ` is not allowed"),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+        let path = write(&dir, "[sites.www-2_a.b]\n");
+        assert!(
+            Config::load(Some(&path), &[]).is_err(),
+            "a dotted key is a table, not a name"
+        );
+        let path = write(&dir, "[sites.\"www-2_a.b\"]\n");
+        Config::load(Some(&path), &[]).unwrap();
+    }
+
+    #[test]
+    fn limits_that_would_refuse_every_request_and_unknown_origin_sites_are_config_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        for (toml, key) in [
+            ("[server]\nmax_json_bytes = 0\n", "server.max_json_bytes"),
+            (
+                "[server]\nmax_upload_bytes = 0\n",
+                "server.max_upload_bytes",
+            ),
+            (
+                "[server]\nkey_rate_per_sec = 0\n",
+                "server.key_rate_per_sec",
+            ),
+            ("[server]\nip_burst = 0\n", "server.ip_burst"),
+            ("[server]\norigin_site = \"www\"\n", "server.origin_site"),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_provider_kind_names_the_key_and_the_kinds_this_build_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[sites.www]\nprovider = \"ftp\"\n");
+        let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown provider `ftp`"), "{err}");
+        assert!(err.contains("provider"), "{err}");
+        assert!(err.contains(&ProviderKind::built_list()), "{err}");
+        let path = write(&dir, "[sites.www]\nprovider = \"memory\"\n");
+        let config = Config::load(Some(&path), &[]).unwrap();
+        assert_eq!(config.site("www").unwrap().provider, ProviderKind::Memory);
+    }
+
+    #[test]
+    fn the_default_and_origin_site_is_default_or_the_only_site() {
+        let mut config = Config::default();
+        assert_eq!(config.default_site().unwrap(), DEFAULT_SITE);
+        config.sites.insert("www".into(), SiteConfig::default());
+        assert_eq!(config.default_site().unwrap(), "www");
+        assert_eq!(config.origin_site().as_deref(), Some("www"));
+        config.sites.insert("docs".into(), SiteConfig::default());
+        let err = config.default_site().unwrap_err().to_string();
+        assert!(err.contains("--site (docs, www)"), "{err}");
+        assert_eq!(config.origin_site(), None);
+        config.server.origin_site = Some("docs".into());
+        assert_eq!(config.origin_site().as_deref(), Some("docs"));
+        config
+            .sites
+            .insert(DEFAULT_SITE.into(), SiteConfig::default());
+        assert_eq!(config.default_site().unwrap(), DEFAULT_SITE);
     }
 
     #[test]

@@ -1,36 +1,47 @@
 //! edgeship: a CDN asset pipeline, deploy tool and cache service in one binary.
 //!
-//! The crate is laid out by concept:
+//! The crate is laid out by concept, each layer importing only the ones below it:
 //!
-//! - [`config`]: the layered configuration (defaults < file < `EDGESHIP_*` env < flags).
+//! - [`config`]: the layered configuration (defaults < file < `EDGESHIP_*` env < flags),
+//!   composed of each module's section.
+//! - [`site`]: the sites registry — every configured site with its one long-lived
+//!   provider stack (retry, breaker, metrics), rules and manifest reader, plus the
+//!   process's one [`cache::Cache`]. Built once per process; every engine takes its site
+//!   from it.
+//! - [`jobs`] (job ids, the clock, the job store), [`home`] (where jobs, locks and keys
+//!   live: Redis or the data directory) and [`metric_names`]: shared below the engines.
 //! - [`pipeline`]: per-file processing — classify, minify (with a guard that ships the
 //!   original whenever the minifier fails), precompress into br/gzip/zstd variants, hash,
 //!   apply rules — behind an on-disk processing cache, and `edgeship build`.
-//! - [`deploy`]: plan and execute a deploy through a provider (retries, breaker,
-//!   adaptive concurrency, resume, ordering: assets, HTML, manifest, deletes, purge).
+//! - [`deploy`]: plan, execute and finish a deploy through a site's provider stack
+//!   (adaptive concurrency, resume, ordering: assets, HTML, manifest, deletes, purge).
 //! - [`cache`]: the cache layer — a [`cache::CacheStore`] trait with Redis and memory
-//!   implementations, the compressing codec, key namespacing, metrics, and the fallback to
+//!   implementations, the compressing codec, key naming, metrics, and the fallback to
 //!   memory while Redis is unreachable; [`cache::Cache`] is the typed handle.
 //! - [`purge`]: the purge engine — patterns, expansion against a manifest, reduction and
 //!   batching by provider capabilities, cost, jobs.
-//! - [`analytics`]: deploy savings per content type and day, and the report that joins
-//!   them with the origin's served-bytes counters (`GET /v1/analytics`).
+//! - [`analytics`]: deploy savings per content type and day, the origin's stored
+//!   counters, and the report that joins them (`GET /v1/analytics`).
 //! - [`http`]: the actix-web service behind `edgeship serve`.
-//! - [`keys`]: API keys (hashed, scoped, expiring, revocable); [`audit`]: the append-only
-//!   audit log of deploy, purge, key and auth events.
+//! - [`api_keys`]: API keys (hashed, scoped, expiring, revocable); [`audit`]: the
+//!   append-only audit log of deploy, purge, key and auth events.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
 pub mod analytics;
+pub mod api_keys;
 pub mod archive;
 pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod home;
 pub mod http;
-pub mod keys;
+pub mod jobs;
+pub mod metric_names;
 pub mod pipeline;
 pub mod purge;
+pub mod site;

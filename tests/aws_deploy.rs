@@ -326,3 +326,67 @@ fn an_aws_site_without_a_bucket_is_a_config_error() {
         common::stderr(&output)
     );
 }
+
+/// The sites registry keeps one provider per site for the life of the service: 20
+/// concurrent API calls for one aws site (listings and dry-run purges, each reading the
+/// site's manifest from moto) build its SDK clients — and their connection pool — once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_api_calls_for_an_aws_site_reuse_one_sdk_client() {
+    use std::sync::Arc;
+
+    let endpoint = testing::moto_endpoint();
+    let bucket = testing::unique_bucket("registry");
+    testing::create_bucket(&endpoint, &bucket).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = edgeship::config::Config {
+        data_dir: data.path().to_path_buf(),
+        cache_dir: data.path().join("cache"),
+        ..Default::default()
+    };
+    let settings = testing::moto_settings(&endpoint, &bucket);
+    let site = config.sites.entry("www".into()).or_default();
+    site.provider = edgeship::config::ProviderKind::Aws;
+    site.aws = Some(settings.clone());
+    let provider = edgeship_providers::aws::AwsProvider::new("www", settings).with_sdk_config(
+        testing::sdk_config(testing::ACCESS_KEY, testing::SECRET_KEY),
+    );
+    let name = provider.to_string();
+    let sites = edgeship::site::Sites::with_cache(&config, edgeship::cache::Cache::memory())
+        .unwrap()
+        .with_provider("www", Arc::new(provider))
+        .unwrap();
+    let app = common::http::TestApp::start_sites(sites, data).await;
+
+    let auth = format!("Bearer {}", app.admin);
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (base, auth) = (app.base.clone(), auth.clone());
+        calls.spawn(async move {
+            let headers = [
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let response = if n % 2 == 0 {
+                common::http::request(&base, "GET", "/v1/sites/www/assets", &headers, b"").await
+            } else {
+                let body = br#"{"patterns":["/index.html"],"dry_run":true}"#;
+                common::http::request(&base, "POST", "/v1/sites/www/purges", &headers, body).await
+            };
+            (
+                response.status,
+                String::from_utf8_lossy(&response.body).into_owned(),
+            )
+        });
+    }
+    while let Some(answer) = calls.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let metrics = app.call("GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8(metrics.body).unwrap();
+    let series = format!("edgeship_provider_clients_built_total{{provider=\"{name}\"}}");
+    let built: Option<f64> = text
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str())?.trim().parse().ok());
+    assert_eq!(built, Some(1.0), "{series} in:\n{text}");
+}

@@ -235,3 +235,83 @@ fn config_check_prints_the_resolved_config_and_rejects_unknown_keys() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("bnid"), "{}", stderr(&output));
 }
+
+#[test]
+fn with_only_a_non_default_site_build_and_deploy_use_it_and_several_sites_need_site() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path("edgeship.toml"), "[sites.www]\n").unwrap();
+    let input = common::fixture("site");
+    let built = sandbox.run(&["build", input.to_str().unwrap(), "--out", "out"]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let deployed = sandbox.run(&["deploy", input.to_str().unwrap()]);
+    assert_eq!(deployed.status.code(), Some(0), "{}", stderr(&deployed));
+    assert!(
+        stdout(&deployed).contains("to site `www`"),
+        "{}",
+        stdout(&deployed)
+    );
+    assert!(sandbox.path("data/sites/www/index.html").is_file());
+
+    std::fs::write(sandbox.path("edgeship.toml"), "[sites.www]\n[sites.docs]\n").unwrap();
+    let ambiguous = sandbox.run(&["deploy", input.to_str().unwrap()]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+    assert!(
+        stderr(&ambiguous).contains("name one with --site (docs, www)"),
+        "{}",
+        stderr(&ambiguous)
+    );
+}
+
+#[test]
+fn keys_need_a_name_and_a_positive_lifetime() {
+    let sandbox = Sandbox::new();
+    for args in [
+        &["keys", "create", "--name", "", "--scopes", "read"][..],
+        &["keys", "create", "--name", "  ", "--scopes", "read"][..],
+        &[
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--scopes",
+            "read",
+            "--expires-in-days",
+            "0",
+        ][..],
+    ] {
+        let output = sandbox.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    let created = sandbox.run(&["keys", "create", "--name", "ci", "--scopes", "read"]);
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+}
+
+#[test]
+fn serve_on_an_address_in_use_exits_2_with_the_address() {
+    let sandbox = Sandbox::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = sandbox.run(&["serve", "--bind", &addr]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&addr), "{}", stderr(&output));
+}
+
+#[test]
+fn config_check_refuses_what_serve_would_refuse() {
+    let sandbox = Sandbox::new();
+    for (toml, key) in [
+        ("[server]\norigin_site = \"www\"\n", "server.origin_site"),
+        ("[server]\nmax_json_bytes = 0\n", "server.max_json_bytes"),
+        ("[sites.\"../../x\"]\n", "sites."),
+    ] {
+        std::fs::write(sandbox.path("edgeship.toml"), toml).unwrap();
+        let output = sandbox.run(&["config", "check"]);
+        assert_eq!(output.status.code(), Some(2), "{toml}");
+        assert!(stderr(&output).contains(key), "{toml}: {}", stderr(&output));
+    }
+}

@@ -258,9 +258,12 @@ async fn the_manifest_is_cached_and_revalidated_by_its_hash() {
     let cache = edgeship::cache::Cache::memory();
     let input = common::fixture("site");
     let deploy = || async {
-        Deployer::with_provider(&env.config, "default", memory.clone())
+        let sites = edgeship::site::Sites::with_cache(&env.config, cache.clone())
             .unwrap()
-            .with_cache(cache.clone())
+            .with_provider("default", memory.clone())
+            .unwrap();
+        Deployer::new(&sites, "default")
+            .unwrap()
             .run(&env.options(&input), Arc::new(NoProgress))
             .await
             .unwrap()

@@ -183,7 +183,7 @@ async fn readyz_is_ready_with_the_embedded_memory_cache() {
 async fn readyz_names_failing_providers_and_only_the_origins_makes_it_unready() {
     let failing = |config: &mut edgeship::config::Config, site: &str| {
         let site = config.sites.entry(site.into()).or_default();
-        site.provider = "memory".into();
+        site.provider = edgeship::config::ProviderKind::Memory;
         site.faults = Some(edgeship_providers::faults::FaultConfig {
             error_rate: 1.0,
             ..Default::default()

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use common::fixture;
 use common::http::TestApp;
+use edgeship::api_keys::Scope;
 use edgeship::deploy::{DeployOptions, Deployer};
-use edgeship::keys::Scope;
 use edgeship::pipeline::build::NoProgress;
 use serde_json::json;
 
@@ -22,7 +22,7 @@ async fn deployed(configure: impl FnOnce(&mut edgeship::config::Config)) -> Test
         max_deletes: 256,
         concurrency: 8,
     };
-    Deployer::new(&app.config, "default")
+    Deployer::new(app.state.sites(), "default")
         .unwrap()
         .run(&options, Arc::new(NoProgress))
         .await
@@ -84,7 +84,7 @@ async fn no_key_is_401_wrong_scope_403_bad_key_401_and_the_right_scope_passes() 
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
 
     // A revoked key stops working at once.
-    let (id, _) = edgeship::keys::parse_token(&reader).unwrap();
+    let (id, _) = edgeship::api_keys::parse_token(&reader).unwrap();
     app.state.guard().keys().revoke(id).await.unwrap();
     let revoked = app
         .call(
@@ -795,7 +795,7 @@ async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
     let app = deployed(|config| {
         // A site whose provider always fails, with a breaker that opens after 3 failures.
         let broken = config.sites.entry("broken".into()).or_default();
-        broken.provider = "memory".into();
+        broken.provider = edgeship::config::ProviderKind::Memory;
         broken.faults = Some(edgeship_providers::faults::FaultConfig {
             error_rate: 1.0,
             ..Default::default()
@@ -861,8 +861,9 @@ async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
     ] {
         assert_eq!(metric(&text, &series), Some(value), "{series} in:\n{text}");
     }
-    // The broken provider: its failed attempts were retried until the breaker opened;
-    // the request's breaker was dropped with it, so none is open now.
+    // The broken provider: its failed attempts were retried until the breaker opened.
+    // The site's one stack lives as long as the service, so its breaker is still open
+    // (with a stack per request, as before the sites registry, it was dropped at once).
     let retried = text
         .lines()
         .find(|l| {
@@ -879,6 +880,183 @@ async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
         .lines()
         .find(|l| l.starts_with("edgeship_provider_breaker_open{") && l.contains("broken"))
         .unwrap_or_else(|| panic!("no breaker gauge for the broken provider in:\n{text}"));
-    assert!(open.ends_with(" 0"), "{open}");
+    assert!(open.ends_with(" 1"), "{open}");
     assert!(text.contains("edgeship_cache_operations_total{"), "{text}");
+}
+
+/// The sites registry: one provider stack per site for the life of the service, so its
+/// circuit breaker sees every request's calls. 50 purges against a provider that fails
+/// every call: the breaker opens once, after `failure_threshold` calls reached the
+/// provider, and every later purge fails fast with the breaker's error without calling it.
+#[tokio::test]
+async fn fifty_purges_against_a_failing_provider_open_its_breaker_once_then_fail_fast() {
+    use edgeship_providers::faults::{FaultConfig, Faulty};
+    use edgeship_providers::memory::MemoryProvider;
+
+    let data = tempfile::tempdir().unwrap();
+    let mut config = edgeship::config::Config {
+        data_dir: data.path().to_path_buf(),
+        cache_dir: data.path().join("cache"),
+        ..Default::default()
+    };
+    config.deploy.retry.base_delay_ms = 1;
+    config.deploy.retry.max_delay_ms = 2;
+    config.server.key_burst = 100;
+    let threshold = config.deploy.breaker.failure_threshold as u64;
+    let failing = Arc::new(Faulty::new(
+        MemoryProvider::new("memory:failing"),
+        FaultConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        },
+    ));
+    let sites = edgeship::site::Sites::with_cache(&config, edgeship::cache::Cache::memory())
+        .unwrap()
+        .with_provider("default", failing.clone())
+        .unwrap();
+    let app = TestApp::start_sites(sites, data).await;
+
+    let mut messages = Vec::new();
+    for _ in 0..50 {
+        let purge = app
+            .admin(
+                "POST",
+                "/v1/sites/default/purges",
+                Some(&json!({ "patterns": ["/index.html"] })),
+            )
+            .await;
+        assert_eq!(
+            purge.status,
+            502,
+            "{}",
+            String::from_utf8_lossy(&purge.body)
+        );
+        assert_eq!(purge.code(), "provider_failed");
+        messages.push(
+            purge.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        failing.injected(),
+        threshold,
+        "exactly the breaker's threshold of calls reached the provider"
+    );
+    let fast = messages
+        .iter()
+        .filter(|m| m.contains("not calling it for"))
+        .count();
+    assert!(
+        fast >= 40 && messages.last().unwrap().contains("not calling it for"),
+        "later purges fail fast with the breaker's error: {messages:#?}"
+    );
+    let metrics = String::from_utf8(app.call("GET", "/metrics", &[], b"").await.body).unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "edgeship_provider_breaker_open{provider=\"memory:failing\"}"
+        ),
+        Some(1.0),
+        "one breaker, opened once, for the site's one stack:\n{metrics}"
+    );
+}
+
+/// A `memory` site lives as long as the service: what a deploy over HTTP stored is what
+/// the assets route lists afterwards.
+#[tokio::test]
+async fn a_memory_site_deployed_over_http_lists_every_deployed_path() {
+    let app = TestApp::spawn_with(|config| {
+        config.sites.entry("default".into()).or_default().provider =
+            edgeship::config::ProviderKind::Memory;
+    })
+    .await;
+    let auth = format!("Bearer {}", app.admin);
+    let started = app
+        .call(
+            "POST",
+            "/v1/sites/default/deploys",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/gzip"),
+            ],
+            &tar_gz_of(&fixture("site")),
+        )
+        .await;
+    assert_eq!(
+        started.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&started.body)
+    );
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let job = finished_deploy(&app, &auth, &id).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let processed = job["report"]["build"]["files"].as_u64().unwrap();
+    assert!(processed >= 15, "{job}");
+
+    let listed = app
+        .admin("GET", "/v1/sites/default/assets?limit=10000", None)
+        .await;
+    assert_eq!(
+        listed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&listed.body)
+    );
+    let listed = listed.json();
+    let paths: std::collections::BTreeSet<String> = listed["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap().to_string())
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        common::read_tree(&fixture("site")).into_keys().collect();
+    assert_eq!(listed["total"].as_u64(), Some(processed));
+    assert_eq!(paths, expected, "every deployed path is listed");
+}
+
+/// `serve` with only non-default sites starts: the only site is the origin's; with
+/// several and none named, the origin serves none and says how to choose.
+#[tokio::test]
+async fn serve_without_a_default_site_serves_the_only_site_or_none_with_a_clear_answer() {
+    let only = TestApp::spawn_with(|config| {
+        config.sites.entry("www".into()).or_default();
+    })
+    .await;
+    let root = only.config.site("www").unwrap().root;
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("index.html"), "<p>www</p>").unwrap();
+    let page = only.call("GET", "/", &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, b"<p>www</p>");
+    assert_eq!(only.state.origin_site().unwrap().origin().site(), "www");
+
+    let several = TestApp::spawn_with(|config| {
+        config.sites.entry("a".into()).or_default();
+        config.sites.entry("b".into()).or_default();
+    })
+    .await;
+    assert!(several.state.origin_site().is_none());
+    let page = several.call("GET", "/", &[], b"").await;
+    assert_eq!(page.status, 404);
+    assert_eq!(page.code(), "no_origin_site");
+    assert!(
+        page.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.origin_site"),
+        "{:?}",
+        page.json()
+    );
+    // The API works for both sites.
+    assert_eq!(
+        several
+            .admin("GET", "/v1/sites/b/assets", None)
+            .await
+            .status,
+        200
+    );
 }

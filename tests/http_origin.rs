@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edgeship::analytics::origin::{OriginTotals, origin_totals};
 use edgeship::cache::Cache;
 use edgeship::config::Config;
 use edgeship::deploy::{DeployOptions, Deployer};
-use edgeship::http::origin::{OriginTotals, origin_totals};
 use edgeship::pipeline::build::NoProgress;
 use edgeship::pipeline::compress::{Encoding, decode};
 use edgeship::pipeline::manifest::Manifest;
@@ -101,7 +101,7 @@ async fn deploy(config: &Config, input: &Path) {
         max_deletes: 256,
         concurrency: 8,
     };
-    let report = Deployer::new(config, "default")
+    let report = Deployer::new(&edgeship::site::Sites::new(config).unwrap(), "default")
         .unwrap()
         .run(&options, Arc::new(NoProgress))
         .await

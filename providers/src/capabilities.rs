@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::error::ProviderError;
+use crate::error::{ProviderError, Rejected};
 use crate::object::PurgeRequest;
 
 /// A provider's capabilities and limits.
@@ -133,94 +133,102 @@ impl Capabilities {
             return Err(unsupported("purge prefixes"));
         }
         self.check_purge(request)
-            .map_err(|message| ProviderError::Invalid {
+            .map_err(|err| ProviderError::Invalid {
                 provider: provider.to_string(),
-                message,
+                message: err.to_string(),
             })
     }
 
     /// Checks a purge request against these limits; the reason when it breaks one.
-    pub fn check_purge(&self, request: &PurgeRequest) -> Result<(), String> {
+    pub fn check_purge(&self, request: &PurgeRequest) -> Result<(), Rejected> {
         if request.is_empty() {
-            return Err("empty purge request".into());
+            return Err(Rejected::new("empty purge request"));
         }
         if request.everything {
             if !self.purge_everything {
-                return Err("purging everything is not supported".into());
+                return Err(Rejected::new("purging everything is not supported"));
             }
             if !request.paths.is_empty() || !request.tags.is_empty() || !request.prefixes.is_empty()
             {
-                return Err("a purge of everything cannot carry paths, tags or prefixes".into());
+                return Err(Rejected::new(
+                    "a purge of everything cannot carry paths, tags or prefixes",
+                ));
             }
             return Ok(());
         }
         if !request.paths.is_empty() && !self.purge_paths {
-            return Err("purging paths is not supported".into());
+            return Err(Rejected::new("purging paths is not supported"));
         }
         if !request.tags.is_empty() && !self.purge_tags {
-            return Err("purging tags is not supported".into());
+            return Err(Rejected::new("purging tags is not supported"));
         }
         if !request.prefixes.is_empty() && !self.purge_prefixes {
-            return Err("purging prefixes is not supported".into());
+            return Err(Rejected::new("purging prefixes is not supported"));
         }
         let items = request.paths.len() + request.tags.len() + request.prefixes.len();
         if items > self.max_purge_items_per_call {
-            return Err(format!(
+            return Err(Rejected::new(format!(
                 "{items} items in one purge (limit {})",
                 self.max_purge_items_per_call
-            ));
+            )));
         }
         let mut wildcards = 0;
         for path in request.paths.iter().chain(&request.prefixes) {
             if !path.starts_with('/') {
-                return Err(format!("purge path `{path}` does not start with `/`"));
+                return Err(Rejected::new(format!(
+                    "purge path `{path}` does not start with `/`"
+                )));
             }
             if path.len() > self.max_purge_path_len {
-                return Err(format!(
+                return Err(Rejected::new(format!(
                     "purge path of {} bytes (limit {})",
                     path.len(),
                     self.max_purge_path_len
-                ));
+                )));
             }
             if path.chars().any(char::is_control) {
-                return Err(format!(
+                return Err(Rejected::new(format!(
                     "purge path `{}` contains a control character",
                     path.escape_debug()
-                ));
+                )));
             }
         }
         for path in &request.paths {
             match path.find('*') {
                 Some(at) if at + 1 != path.len() => {
-                    return Err(format!(
+                    return Err(Rejected::new(format!(
                         "purge path `{path}` has `*` before its end (only a trailing `*` is a wildcard)"
-                    ));
+                    )));
                 }
                 Some(_) if !self.trailing_wildcards => {
-                    return Err(format!("purge path `{path}`: wildcards are not supported"));
+                    return Err(Rejected::new(format!(
+                        "purge path `{path}`: wildcards are not supported"
+                    )));
                 }
                 Some(_) => wildcards += 1,
                 None => {}
             }
         }
         if wildcards > self.max_purge_wildcards_per_call {
-            return Err(format!(
+            return Err(Rejected::new(format!(
                 "{wildcards} wildcard paths in one purge (limit {})",
                 self.max_purge_wildcards_per_call
-            ));
+            )));
         }
         for prefix in &request.prefixes {
             if !prefix.ends_with('/') {
-                return Err(format!("purge prefix `{prefix}` does not end with `/`"));
+                return Err(Rejected::new(format!(
+                    "purge prefix `{prefix}` does not end with `/`"
+                )));
             }
         }
         for tag in &request.tags {
             if tag.is_empty() || tag.len() > 256 || tag.chars().any(|c| c.is_control() || c == ',')
             {
-                return Err(format!(
+                return Err(Rejected::new(format!(
                     "purge tag `{}` is empty, longer than 256 bytes, or has a comma or control character",
                     tag.escape_debug()
-                ));
+                )));
             }
         }
         Ok(())
@@ -251,19 +259,22 @@ mod tests {
         ];
         for (request, reason) in bad {
             let err = cf.check_purge(&request).unwrap_err();
-            assert!(err.contains(reason), "{err} should mention {reason}");
+            assert!(
+                err.reason().contains(reason),
+                "{err} should mention {reason}"
+            );
         }
         let many: Vec<String> = (0..3001).map(|i| format!("/{i}.css")).collect();
         let err = cf.check_purge(&PurgeRequest::of_paths(many)).unwrap_err();
-        assert!(err.contains("3001 items"), "{err}");
+        assert!(err.reason().contains("3001 items"), "{err}");
         let wild: Vec<String> = (0..16).map(|i| format!("/{i}/*")).collect();
         let err = cf.check_purge(&PurgeRequest::of_paths(wild)).unwrap_err();
-        assert!(err.contains("16 wildcard paths"), "{err}");
+        assert!(err.reason().contains("16 wildcard paths"), "{err}");
         let tags = PurgeRequest {
             tags: vec!["a".into()],
             ..Default::default()
         };
-        assert!(cf.check_purge(&tags).unwrap_err().contains("tags"));
+        assert!(cf.check_purge(&tags).unwrap_err().reason().contains("tags"));
     }
 
     #[test]
@@ -285,6 +296,7 @@ mod tests {
         assert!(
             caps.check_purge(&prefix)
                 .unwrap_err()
+                .reason()
                 .contains("end with `/`")
         );
         let no_wildcards = Capabilities {

@@ -189,3 +189,42 @@ impl ProviderError {
 
 /// Result alias for provider operations.
 pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
+
+/// A provider setting (`[sites.NAME.<provider>]`, `[sites.NAME.faults]`) that is missing
+/// or out of range, found before any request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SettingError {
+    /// The field, as named in the config file.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SettingError {
+    /// `field` is wrong because of `message`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// A key or request a provider would refuse, found before anything is sent: what is
+/// wrong, for people. Providers turn it into [`ProviderError::Invalid`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(String);
+
+impl Rejected {
+    /// Refused because of `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}

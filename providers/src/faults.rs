@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::Capabilities;
-use crate::error::{ProviderError, Result};
+use crate::error::{ProviderError, Result, SettingError};
 use crate::object::{ListPage, ObjectMeta, PurgeReceipt, PurgeRequest, PurgeStatus, PutRequest};
 use crate::provider::Provider;
 
@@ -65,17 +65,23 @@ impl Default for FaultConfig {
 
 impl FaultConfig {
     /// Checks that rates are probabilities.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), SettingError> {
         for (name, rate) in [
             ("error_rate", self.error_rate),
             ("throttle_rate", self.throttle_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} = {rate} is not between 0.0 and 1.0"));
+                return Err(SettingError::new(
+                    name,
+                    format!("{name} = {rate} is not between 0.0 and 1.0"),
+                ));
             }
         }
         if self.error_rate + self.throttle_rate > 1.0 {
-            return Err("error_rate + throttle_rate is more than 1.0".into());
+            return Err(SettingError::new(
+                "error_rate",
+                "error_rate + throttle_rate is more than 1.0",
+            ));
         }
         const OPERATIONS: [&str; 7] = [
             "put",
@@ -91,9 +97,12 @@ impl FaultConfig {
             .iter()
             .find(|op| !OPERATIONS.contains(&op.as_str()))
         {
-            return Err(format!(
-                "only: unknown operation `{op}` (known: {})",
-                OPERATIONS.join(", ")
+            return Err(SettingError::new(
+                "only",
+                format!(
+                    "only: unknown operation `{op}` (known: {})",
+                    OPERATIONS.join(", ")
+                ),
             ));
         }
         Ok(())

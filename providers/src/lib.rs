@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 pub use capabilities::Capabilities;
-pub use error::{ProviderError, Result};
+pub use error::{ProviderError, Rejected, Result, SettingError};
 pub use object::{Body, ListPage, ObjectMeta, PurgeReceipt, PurgeRequest, PurgeStatus, PutRequest};
 pub use provider::{Provider, ProviderExt, SharedProvider, validate_key};
 

@@ -71,7 +71,7 @@ impl LocalProvider {
     }
 
     fn paths(&self, key: &str) -> Result<(PathBuf, PathBuf)> {
-        validate_key(key).map_err(|m| self.invalid(m))?;
+        validate_key(key).map_err(|m| self.invalid(m.to_string()))?;
         if key == META_DIR || key.starts_with(&format!("{META_DIR}/")) {
             return Err(self.invalid(format!("key `{key}` is reserved for metadata")));
         }
@@ -120,9 +120,13 @@ async fn write_atomic(target: &Path, body: &Body) -> std::io::Result<()> {
     let dir = dir.to_path_buf();
     let body = body.clone();
     tokio::task::spawn_blocking(move || {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".edgeship-tmp-")
-            .tempfile_in(&dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".edgeship-tmp-");
+        // Readable by all (0644 before the umask), as files a web server running as
+        // another user (nginx) serves must be; temporary files default to 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let mut tmp = builder.tempfile_in(&dir)?;
         match &body {
             Body::Bytes(bytes) => std::io::Write::write_all(&mut tmp, bytes)?,
             Body::File { path, .. } => {
@@ -296,4 +300,27 @@ fn collect_keys(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn stored_files_are_readable_by_other_users() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let provider = LocalProvider::new(dir.path());
+        provider
+            .put(PutRequest::bytes("assets/app.js", "let a = 1;"))
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(dir.path().join("assets/app.js"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o044, 0o044, "group and others may read: {mode:o}");
+        assert_eq!(mode & 0o022, 0, "nobody else may write: {mode:o}");
+    }
 }

@@ -139,9 +139,9 @@ impl Provider for MemoryProvider {
     }
 
     async fn put(&self, request: PutRequest) -> Result<ObjectMeta> {
-        validate_key(&request.key).map_err(|message| ProviderError::Invalid {
+        validate_key(&request.key).map_err(|err| ProviderError::Invalid {
             provider: self.name.clone(),
-            message,
+            message: err.to_string(),
         })?;
         let bytes = request
             .body

@@ -5,6 +5,9 @@
 //! - `edgeship_provider_calls_total{provider, operation, outcome}` — outcome is `ok` or
 //!   the error class (`retryable`, `throttled`, `not_found`, `auth`, …)
 //! - `edgeship_provider_call_duration_seconds{provider, operation}` — histogram
+//! - `edgeship_provider_clients_built_total{provider}` — SDK/HTTP clients a provider
+//!   built (their connection pools). One per provider for the life of the process; more
+//!   means something rebuilds providers instead of reusing them.
 
 use std::fmt;
 use std::future::Future;
@@ -17,6 +20,9 @@ use crate::capabilities::Capabilities;
 use crate::error::Result;
 use crate::object::{ListPage, ObjectMeta, PurgeReceipt, PurgeRequest, PurgeStatus, PutRequest};
 use crate::provider::Provider;
+
+/// The counter of clients built, by provider (see the module docs).
+pub const CLIENTS_BUILT: &str = "edgeship_provider_clients_built_total";
 
 /// A provider whose calls are measured.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::capabilities::Capabilities;
-use crate::error::Result;
+use crate::error::{Rejected, Result};
 use crate::object::{ListPage, ObjectMeta, PurgeReceipt, PurgeRequest, PurgeStatus, PutRequest};
 
 /// A deploy target: object storage plus the CDN in front of it.
@@ -138,27 +138,32 @@ impl<P: Provider + ?Sized> Provider for Arc<P> {
 
 /// Checks that a key is safe for every provider: relative, `/`-separated, no empty,
 /// `.` or `..` segments, no backslashes or control characters. Returns the reason when not.
-pub fn validate_key(key: &str) -> std::result::Result<(), String> {
+pub fn validate_key(key: &str) -> std::result::Result<(), Rejected> {
     if key.is_empty() {
-        return Err("empty key".into());
+        return Err(Rejected::new("empty key"));
     }
     if key.len() > 1024 {
-        return Err(format!("key is {} bytes long (limit 1024)", key.len()));
+        return Err(Rejected::new(format!(
+            "key is {} bytes long (limit 1024)",
+            key.len()
+        )));
     }
     if key.starts_with('/') {
-        return Err(format!("key `{key}` starts with `/`"));
+        return Err(Rejected::new(format!("key `{key}` starts with `/`")));
     }
     if key.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(format!(
+        return Err(Rejected::new(format!(
             "key `{}` contains a control character or backslash",
             key.escape_debug()
-        ));
+        )));
     }
     if key
         .split('/')
         .any(|segment| segment.is_empty() || segment == "." || segment == "..")
     {
-        return Err(format!("key `{key}` has an empty, `.` or `..` segment"));
+        return Err(Rejected::new(format!(
+            "key `{key}` has an empty, `.` or `..` segment"
+        )));
     }
     Ok(())
 }

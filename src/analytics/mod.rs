@@ -1,5 +1,5 @@
 //! Analytics: what minification and precompression save, measured at deploy time, and
-//! what the origin served (counted by [`crate::http::origin::stats`]).
+//! what the origin served ([`origin`]: its stored counters).
 //!
 //! Deploys record into the cache layer (spec section 7), per site:
 //!
@@ -13,6 +13,7 @@
 //! [`report`] reads them back, with the origin's counters, for `GET /v1/analytics` and
 //! `edgeship stats`.
 
+pub mod origin;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use crate::cache::{Cache, CacheError, CacheKey};
 use crate::pipeline::manifest::{Manifest, ManifestEntry};
 
 /// How long per-day deploy buckets are kept (the origin's hourly buckets live as long).
-pub const RETENTION: Duration = crate::http::origin::stats::HOURLY_RETENTION;
+pub const RETENTION: Duration = origin::HOURLY_RETENTION;
 
 /// The encodings whose bytes are counted per variant.
 const ENCODINGS: [&str; 3] = ["br", "gzip", "zstd"];

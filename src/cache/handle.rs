@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{Codec, CodecError, Encoded};
 use super::fallback::FallbackStore;
-use super::keys::{CacheKey, KeyPattern, Keyspace, SiteKeys};
+use super::keyspace::{CacheKey, KeyPattern, Keyspace, SiteKeys};
 use super::layered::LayeredStore;
 use super::memory::MemoryStore;
 use super::metrics::{CacheMetrics, CacheStats, MeteredStore};

@@ -262,7 +262,7 @@ impl CacheStore for MemoryStore {
         let matching: Vec<Arc<String>> = self
             .entries
             .iter()
-            .filter(|(key, _)| super::keys::glob_match(pattern.as_bytes(), key.as_bytes()))
+            .filter(|(key, _)| super::keyspace::glob_match(pattern.as_bytes(), key.as_bytes()))
             .map(|(key, _)| key)
             .collect();
         let mut deleted = 0;

@@ -4,7 +4,7 @@
 //! Each [`CacheMetrics`] counts for one cache (one app) in atomics, which
 //! `GET /v1/cache/stats` reads; so several apps in one process (the tests) each see their
 //! own numbers. Every event is also sent to the process-wide `metrics` facade, which the
-//! Prometheus recorder renders on `GET /metrics` (see `crate::http::prometheus`).
+//! Prometheus recorder renders on `GET /metrics` (installed by `edgeship serve`).
 //! [`MeteredStore`] is the wrapper that records per-operation figures.
 
 use std::collections::BTreeMap;

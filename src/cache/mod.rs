@@ -13,7 +13,7 @@
 //!
 //! Stores move opaque bytes. [`Cache`] is the typed handle the rest of edgeship holds: it
 //! encodes values with the [`codec`] (MessagePack or JSON, zstd or gzip above a threshold,
-//! a one-byte header) and names keys through a [`keys::Keyspace`]
+//! a one-byte header) and names keys through a [`keyspace::Keyspace`]
 //! (`edgeship:{site}:name`). [`Cache::from_config`] composes the stores from `[cache]`:
 //!
 //! ```text
@@ -28,13 +28,13 @@
 //!
 //! `AppState` builds one [`Cache`] from `[cache]` and hands it to every handler
 //! (`state.cache()`); `/readyz`, `/metrics` and `/v1/cache/stats` read it. Its users,
-//! with their keys ([`keys::SiteKeys`]):
+//! with their keys ([`keyspace::SiteKeys`]):
 //!
 //! - deploy and purge jobs (`job:{id}`, 7 days), written by the API, the CLI and deploys;
 //! - the per-site deploy lock ([`CacheLock`], `lock:deploy`): in Redis when `redis_url`
 //!   is set, so deploys from several machines exclude each other (a lock file otherwise);
 //! - each site's manifest (`manifest`): a copy of the stored one, used while a `HEAD` of
-//!   the stored one shows the same hash (see `deploy::read_manifest_cached`), so deploys,
+//!   the stored one shows the same hash (see `site::manifest`), so deploys,
 //!   purges and the assets API do not download a large manifest again;
 //! - analytics: deploy savings and the origin's served-bytes counters
 //!   (`analytics:*`, `origin:served*`);
@@ -50,7 +50,7 @@
 pub mod codec;
 pub mod fallback;
 mod handle;
-pub mod keys;
+pub mod keyspace;
 pub mod layered;
 pub mod lock;
 pub mod memory;
@@ -67,7 +67,7 @@ use serde::Serialize;
 
 pub use codec::{Codec, CodecError, Compression, Format};
 pub use handle::Cache;
-pub use keys::{CacheKey, KeyPattern, Keyspace, SiteKeys};
+pub use keyspace::{CacheKey, KeyPattern, Keyspace, SiteKeys};
 pub use lock::CacheLock;
 pub use metrics::{CacheMetrics, CacheStats};
 
@@ -182,7 +182,7 @@ pub struct DeleteReport {
 /// A key-value store with TTLs, counters and the few structures jobs and analytics need.
 ///
 /// Object safe: the service holds an `Arc<dyn CacheStore>`. Wrappers (metrics, fallback,
-/// L1) implement it too. Keys are full keys (see [`keys`]); values are opaque bytes (see
+/// L1) implement it too. Keys are full keys (see [`keyspace`]); values are opaque bytes (see
 /// [`codec`]).
 ///
 /// # Behavior (every implementation)
@@ -220,7 +220,7 @@ pub trait CacheStore: Send + Sync + fmt::Debug + fmt::Display {
     async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool>;
 
     /// Deletes every key matching a glob `pattern` (Redis rules, see
-    /// [`keys::glob_match`]).
+    /// [`keyspace::glob_match`]).
     ///
     /// # Behavior
     /// - Redis: `SCAN … MATCH` then `UNLINK` in batches, never `KEYS`, so other clients

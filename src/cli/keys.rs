@@ -3,9 +3,9 @@
 use anyhow::Context;
 
 use super::{EXIT_OK, EXIT_USAGE, KeysCommand};
+use crate::api_keys::{KeyError, KeyStore};
 use crate::audit::{AuditLog, event};
 use crate::config::Config;
-use crate::keys::{KeyError, KeyStore};
 
 /// Runs `edgeship keys …`.
 pub(super) fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<u8> {
@@ -14,16 +14,25 @@ pub(super) fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<u8> 
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = KeyStore::for_config(config, None)?;
+        let sites = crate::site::Sites::new(config)?;
+        let store = KeyStore::new(sites.home());
         let audit = AuditLog::new(&config.data_dir);
         match command {
             KeysCommand::Create(args) => {
                 let expires_at = args
                     .expires_in_days
-                    .map(|days| crate::purge::job::unix_now() + days * 86_400);
-                let created = store
+                    .map(|days| crate::jobs::unix_now() + days * 86_400);
+                let created = match store
                     .create(&args.name, args.scopes.clone(), expires_at, args.allow_ips.clone())
-                    .await?;
+                    .await
+                {
+                    Ok(created) => created,
+                    Err(err @ KeyError::BadName(_)) => {
+                        eprintln!("error: --name: {err}");
+                        return Ok(EXIT_USAGE);
+                    }
+                    Err(err) => return Err(err.into()),
+                };
                 audit.record(&event(
                     "key.create",
                     "cli",
@@ -52,7 +61,7 @@ pub(super) fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<u8> 
                     println!("{}", serde_json::to_string_pretty(&keys)?);
                     return Ok(EXIT_OK);
                 }
-                let now = crate::purge::job::unix_now();
+                let now = crate::jobs::unix_now();
                 println!("{:<14} {:<20} {:<24} STATE", "ID", "NAME", "SCOPES");
                 for key in keys {
                     let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();

@@ -13,10 +13,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, DEFAULT_SITE, LogFormat};
+use crate::config::{Config, ConfigError, LogFormat};
 use crate::pipeline::Pipeline;
 use crate::pipeline::build::{self, BuildReport};
-use crate::pipeline::rules::RuleSet;
 
 /// Exit code: everything done.
 pub const EXIT_OK: u8 = 0;
@@ -126,9 +125,10 @@ pub struct BuildArgs {
     /// Where to write the processed tree.
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
-    /// Use this site's rules (cache-control, encodings, minify switches).
-    #[arg(long, default_value = DEFAULT_SITE)]
-    pub site: String,
+    /// Use this site's rules (cache-control, encodings, minify switches); default:
+    /// `default`, or the only configured site.
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
     /// Print the report as JSON on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -148,9 +148,10 @@ pub struct BuildArgs {
 pub struct DeployArgs {
     /// The directory to publish (e.g. your front-end build's `dist/`).
     pub input: PathBuf,
-    /// The site to deploy to (`[sites.NAME]` in the config).
-    #[arg(long, default_value = DEFAULT_SITE)]
-    pub site: String,
+    /// The site to deploy to (`[sites.NAME]` in the config); default: `default`, or the
+    /// only configured site.
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
     /// Show the plan (what would be uploaded and why) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -189,9 +190,10 @@ pub struct PurgeArgs {
     /// What to purge (see below).
     #[arg(required = true, value_name = "PATTERN")]
     pub patterns: Vec<String>,
-    /// The site whose CDN is purged (`[sites.NAME]` in the config).
-    #[arg(long, default_value = DEFAULT_SITE)]
-    pub site: String,
+    /// The site whose CDN is purged (`[sites.NAME]` in the config); default: `default`,
+    /// or the only configured site.
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
     /// Print the matched paths, the exact provider requests and the cost; send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -256,9 +258,9 @@ pub struct KeysCreateArgs {
     pub name: String,
     /// What the key may do: deploy, purge, read, admin (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
-    pub scopes: Vec<crate::keys::Scope>,
-    /// The key stops working after this many days.
-    #[arg(long, value_name = "DAYS")]
+    pub scopes: Vec<crate::api_keys::Scope>,
+    /// The key stops working after this many days (at least 1).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub expires_in_days: Option<u64>,
     /// Networks the key may be used from (CIDR, repeatable); default anywhere.
     #[arg(long = "allow-ip", value_name = "CIDR")]
@@ -289,7 +291,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<ConfigError>().is_some() {
+            let config_error = err.downcast_ref::<ConfigError>().is_some()
+                || matches!(
+                    err.downcast_ref::<crate::site::SiteError>(),
+                    Some(crate::site::SiteError::Config(_))
+                );
+            if config_error {
                 EXIT_USAGE
             } else {
                 EXIT_PARTIAL
@@ -350,23 +357,12 @@ fn init_tracing(config: &Config) {
 
 /// Builds a pipeline for a site from config.
 pub fn pipeline_for(config: &Config, site: &str) -> anyhow::Result<Pipeline> {
-    let site = config.site(site)?;
-    let rules = RuleSet::new(&site.rules).map_err(|message| ConfigError::Value {
-        key: format!("sites.{}.rules", site.name),
-        message,
-    })?;
-    let pipeline =
-        Pipeline::new(&config.pipeline, rules, &config.cache_dir).map_err(|message| {
-            ConfigError::Value {
-                key: "pipeline".into(),
-                message,
-            }
-        })?;
-    Ok(pipeline)
+    let sites = crate::site::Sites::new(config)?;
+    Ok(sites.get(site)?.pipeline(config)?)
 }
 
 fn run_build(config: &Config, args: &BuildArgs) -> anyhow::Result<u8> {
-    let pipeline = pipeline_for(config, &args.site)?;
+    let pipeline = pipeline_for(config, &config.site_or_default(args.site.as_deref())?)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.pipeline.workers)
         .thread_name(|i| format!("edgeship-pipeline-{i}"))
@@ -518,16 +514,11 @@ fn run_deploy(config: &Config, args: &DeployArgs) -> anyhow::Result<u8> {
         .context("starting the async runtime")?;
     let progress: std::sync::Arc<dyn crate::deploy::DeployProgress> =
         std::sync::Arc::new(DeployBar::new(!args.json));
+    // One registry for the run: with Redis, deploys from pipelines feed the service's
+    // analytics and share the cached manifest.
+    let sites = crate::site::Sites::new(config)?;
     let result = runtime.block_on(async {
-        let mut deployer = Deployer::new(config, &args.site)?;
-        // With Redis, deploys from pipelines feed the service's analytics and share the
-        // cached manifest.
-        if config.cache.redis_url.is_some()
-            && let Ok(cache) = crate::cache::Cache::from_config(&config.cache)
-        {
-            deployer = deployer.with_cache(cache);
-        }
-        deployer
+        Deployer::new(&sites, &config.site_or_default(args.site.as_deref())?)?
             .run(&options, std::sync::Arc::clone(&progress))
             .await
     });
@@ -696,8 +687,17 @@ fn run_serve(config: Config) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = std::net::TcpListener::bind(config.server.bind)
-            .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+        let listener = match std::net::TcpListener::bind(config.server.bind) {
+            Ok(listener) => listener,
+            Err(err) => {
+                // A usage problem (address in use, no permission): exit 2, not 1.
+                eprintln!(
+                    "error: cannot listen on {} (server.bind or --bind): {err}",
+                    config.server.bind
+                );
+                return Ok(EXIT_USAGE);
+            }
+        };
         let app = crate::http::AppState::new(&config)?;
         // Connects to Redis now, so an outage shows at startup (one warning) rather than
         // on the first request; the service starts either way.
@@ -714,7 +714,6 @@ fn run_serve(config: Config) -> anyhow::Result<u8> {
         }
         eprintln!("edgeship serving on http://{}", listener.local_addr()?);
         crate::http::serve(listener, app, crate::http::shutdown_signal()).await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(EXIT_OK)
+        Ok::<_, anyhow::Error>(EXIT_OK)
+    })
 }

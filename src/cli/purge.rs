@@ -4,11 +4,12 @@ use anyhow::Context;
 
 use super::{EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, PurgeArgs, PurgeCommand};
 use crate::config::Config;
-use crate::deploy::provider_stack;
+use crate::jobs::JobError;
 use crate::purge::PurgeError;
-use crate::purge::job::{self, BatchStatus, JobStatus, JobStore, PurgeJob, RunOptions};
+use crate::purge::job::{self, BatchStatus, JobStatus, PurgeJob, RunOptions};
 use crate::purge::pattern::PatternError;
 use crate::purge::plan::PurgePlan;
+use crate::site::{ManifestError, Sites};
 
 /// Paths listed on the terminal before the rest are summarised; `--json` has them all.
 const MAX_PATHS_SHOWN: usize = 50;
@@ -39,16 +40,9 @@ fn print_pattern_error(err: &PatternError) {
 }
 
 async fn purge(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
-    let store = JobStore::for_config(config)?;
-    let prepared = match crate::purge::prepare(
-        config,
-        store,
-        &args.site,
-        &args.patterns,
-        args.confirm,
-    )
-    .await
-    {
+    let sites = Sites::new(config)?;
+    let site = config.site_or_default(args.site.as_deref())?;
+    let prepared = match crate::purge::prepare(&sites, &site, &args.patterns, args.confirm).await {
         Ok(prepared) => prepared,
         Err(PurgeError::Pattern(err)) => {
             print_pattern_error(&err);
@@ -56,19 +50,23 @@ async fn purge(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
         }
         Err(PurgeError::Manifest(err)) => {
             eprintln!("error: {err}");
-            return Ok(err.exit_code());
+            return Ok(manifest_exit_code(&err));
+        }
+        Err(err @ (PurgeError::NoPatterns | PurgeError::TooManyPatterns { .. })) => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_USAGE);
         }
         Err(err) => return Err(err.into()),
     };
     if prepared.no_manifest {
         eprintln!(
             "warning: site `{}` has no manifest (not deployed with edgeship yet): only exact paths, and prefixes or tags the provider takes as such, can be purged",
-            prepared.site
+            prepared.site.name()
         );
     }
     let (site, provider, plan, store) = (
-        &prepared.site,
-        &prepared.provider,
+        prepared.site.name(),
+        prepared.provider(),
         &prepared.plan,
         &prepared.store,
     );
@@ -107,8 +105,9 @@ async fn purge(config: &Config, args: &PurgeArgs) -> anyhow::Result<u8> {
 }
 
 async fn show_status(config: &Config, id: &str, wait: bool, json: bool) -> anyhow::Result<u8> {
-    let store = JobStore::for_config(config)?;
-    let mut job = match store.load(id).await {
+    let sites = Sites::new(config)?;
+    let store = sites.jobs();
+    let mut job = match store.load::<PurgeJob>(id).await {
         Ok(Some(job)) => job,
         Ok(None) => {
             eprintln!(
@@ -116,22 +115,33 @@ async fn show_status(config: &Config, id: &str, wait: bool, json: bool) -> anyho
             );
             return Ok(EXIT_USAGE);
         }
-        Err(job::JobError::BadId(id)) => {
+        Err(JobError::BadId { id, .. }) => {
             eprintln!("error: `{id}` is not a purge job id");
             return Ok(EXIT_USAGE);
         }
         Err(err) => return Err(err.into()),
     };
     if !job.is_finished() {
-        let site = config.site(&job.site)?;
-        let provider = provider_stack(config, &site);
+        let site = sites.get(&job.site)?;
+        let provider = site.provider();
         let options = RunOptions::from_config(&config.purge, wait);
         // Sends batches still queued, then (with --wait) polls until done.
-        job::run(&provider, &store, &mut job, &options).await;
-        job::refresh(&provider, &mut job).await;
+        job::run(provider, store, &mut job, &options).await;
+        job::refresh(provider, &mut job).await;
         store.save(&job).await?;
     }
     report_job(&job, json)
+}
+
+/// Exit 2 when the provider refused our credentials or settings, else 1 (as deploys).
+fn manifest_exit_code(err: &ManifestError) -> u8 {
+    use edgeship_providers::ProviderError as E;
+    match err {
+        ManifestError::Provider(
+            E::Unauthenticated { .. } | E::PermissionDenied { .. } | E::Misconfigured { .. },
+        ) => EXIT_USAGE,
+        _ => EXIT_PARTIAL,
+    }
 }
 
 fn report_job(job: &PurgeJob, json: bool) -> anyhow::Result<u8> {

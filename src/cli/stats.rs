@@ -6,11 +6,11 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{EXIT_OK, EXIT_USAGE, size as human_bytes};
+use crate::analytics::origin::OriginTotals;
 use crate::analytics::report::{self, Query, Report};
 use crate::analytics::{Savings, ShippedTotals};
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::http::origin::stats::OriginTotals;
 
 /// `edgeship stats` arguments.
 #[derive(Debug, Args)]
@@ -66,7 +66,7 @@ curl -H 'Authorization: Bearer <key>' 'http://{}/v1/analytics'",
         if let crate::cache::Health::Degraded { reason, .. } = cache.health().await {
             anyhow::bail!("cannot read analytics: {reason}");
         }
-        report::build(&cache, &query, Some(config.server.origin_site.as_str()))
+        report::build(&cache, &query, config.origin_site().as_deref())
             .await
             .context("reading analytics")
     })?;

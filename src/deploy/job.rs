@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::DeployProgress;
+use crate::jobs::{Job, JobKind, new_id, unix_now};
 
 /// Where a deploy job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -61,9 +62,9 @@ pub struct DeployJob {
 impl DeployJob {
     /// A queued job for `site`.
     pub fn new(site: &str, dry_run: bool, delete: bool, files: u64, bytes: u64) -> Self {
-        let now = crate::purge::job::unix_now();
+        let now = unix_now();
         Self {
-            id: crate::purge::job::new_id('d'),
+            id: new_id(JobKind::Deploy),
             site: site.to_string(),
             status: DeployStatus::Queued,
             dry_run,
@@ -81,6 +82,18 @@ impl DeployJob {
     }
 }
 
+impl Job for DeployJob {
+    const KIND: JobKind = JobKind::Deploy;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn is_new(&self) -> bool {
+        self.status == DeployStatus::Queued
+    }
+}
+
 /// Progress that updates a shared job state (saved by whoever owns the job).
 #[derive(Debug, Clone)]
 pub struct JobProgress(pub Arc<Mutex<DeployJob>>);
@@ -89,7 +102,7 @@ impl JobProgress {
     fn update(&self, change: impl FnOnce(&mut DeployJob)) {
         let mut job = self.0.lock().unwrap_or_else(|p| p.into_inner());
         change(&mut job);
-        job.updated_at = crate::purge::job::unix_now();
+        job.updated_at = unix_now();
     }
 
     /// A copy of the current state.

@@ -5,9 +5,11 @@
 //! replaces this file so several machines share it.)
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::jobs::unix_now;
 
 /// Who holds a lock and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,7 +26,7 @@ pub struct LockInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another deploy holds it.
-    #[error("another deploy of site `{site}` is running (pid {}, since {} s ago; the lock expires in {} s). Wait for it, or remove {} if that deploy is gone", .info.pid, now().saturating_sub(.info.since), .info.expires.saturating_sub(now()), .path.display())]
+    #[error("another deploy of site `{site}` is running (pid {}, since {} s ago; the lock expires in {} s). Wait for it, or remove {} if that deploy is gone", .info.pid, unix_now().saturating_sub(.info.since), .info.expires.saturating_sub(unix_now()), .path.display())]
     Held {
         /// The site.
         site: String,
@@ -41,13 +43,6 @@ pub enum LockError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// A held lock; released when dropped.
@@ -67,8 +62,8 @@ impl SiteLock {
         std::fs::create_dir_all(dir).map_err(io)?;
         let info = LockInfo {
             pid: std::process::id(),
-            since: now(),
-            expires: now() + ttl.as_secs(),
+            since: unix_now(),
+            expires: unix_now() + ttl.as_secs(),
         };
         let body = serde_json::to_vec(&info).unwrap_or_default();
         for _ in 0..2 {
@@ -86,7 +81,7 @@ impl SiteLock {
                         .ok()
                         .and_then(|b| serde_json::from_slice(&b).ok());
                     match held {
-                        Some(info) if info.expires > now() && process_alive(info.pid) => {
+                        Some(info) if info.expires > unix_now() && process_alive(info.pid) => {
                             return Err(LockError::Held {
                                 site: site.into(),
                                 info,
@@ -150,8 +145,8 @@ mod tests {
         child.wait().unwrap();
         let left = LockInfo {
             pid,
-            since: now(),
-            expires: now() + 600,
+            since: unix_now(),
+            expires: unix_now() + 600,
         };
         std::fs::write(
             dir.path().join("www.lock"),

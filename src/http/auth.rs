@@ -12,17 +12,17 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
+use actix_web::http::header;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use serde_json::json;
 
-use super::routes::error_response;
+use super::error::ApiError;
+use crate::api_keys::{ApiKey, KeyStore, Scope, parse_token};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::ServerConfig;
-use crate::keys::{ApiKey, KeyStore, Scope, parse_token};
 
 /// Failed authentications of one IP.
 #[derive(Debug)]
@@ -64,22 +64,26 @@ fn quota(per_sec: u32, burst: u32) -> Quota {
 }
 
 /// A 429 with `Retry-After` (whole seconds, at least 1).
-fn too_many(code: &str, message: &str, wait: Duration) -> HttpResponse {
-    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, code, message);
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
+fn too_many(code: &'static str, message: impl Into<String>, wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        code,
+        message: message.into(),
+        retry_after: wait,
     }
-    response
 }
 
-fn unauthorized(code: &str, message: &str) -> HttpResponse {
-    let mut response = error_response(StatusCode::UNAUTHORIZED, code, message);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer realm=\"edgeship\""),
-    );
-    response
+fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Unauthenticated {
+        code,
+        message: message.into(),
+    }
+}
+
+fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Forbidden {
+        code,
+        message: message.into(),
+    }
 }
 
 /// The client address (the TCP peer; forwarded headers are not trusted).
@@ -111,13 +115,12 @@ impl Guard {
     }
 
     /// Admits a request holding a key with any of `scopes`, or answers why not.
-    pub async fn check(&self, req: &HttpRequest, scopes: &[Scope]) -> Result<ApiKey, HttpResponse> {
+    pub async fn check(&self, req: &HttpRequest, scopes: &[Scope]) -> Result<ApiKey, ApiError> {
         let ip = client_ip(req);
         if !self.allow_ips.is_empty() && !self.allow_ips.iter().any(|net| net.contains(&ip)) {
-            return Err(error_response(
-                StatusCode::FORBIDDEN,
+            return Err(forbidden(
                 "ip_not_allowed",
-                &format!("{ip} may not call the API (server.allow_ips)"),
+                format!("{ip} may not call the API (server.allow_ips)"),
             ));
         }
         if let Some(wait) = self.blocked_for(ip) {
@@ -151,8 +154,7 @@ impl Guard {
                 Ok(_) => return Err(self.failed(req, ip, "unknown key or wrong secret")),
                 Err(err) => {
                     tracing::error!(error = %err, "cannot read API keys");
-                    return Err(error_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
+                    return Err(ApiError::unavailable(
                         "keys_unavailable",
                         "API keys cannot be read right now; try again",
                     ));
@@ -160,23 +162,21 @@ impl Guard {
             },
             None => return Err(self.failed(req, ip, "malformed key")),
         };
-        if let Some(reason) = key.unusable(crate::purge::job::unix_now()) {
+        if let Some(reason) = key.unusable(crate::jobs::unix_now()) {
             return Err(self.failed(req, ip, reason));
         }
         if !key.allows_ip(ip) {
-            return Err(error_response(
-                StatusCode::FORBIDDEN,
+            return Err(forbidden(
                 "ip_not_allowed",
-                &format!("key `{}` may not be used from {ip}", key.name),
+                format!("key `{}` may not be used from {ip}", key.name),
             ));
         }
         if !scopes.iter().any(|&scope| key.grants(scope)) {
             let has: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
             let needs: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-            return Err(error_response(
-                StatusCode::FORBIDDEN,
+            return Err(forbidden(
                 "forbidden",
-                &format!(
+                format!(
                     "key `{}` has scopes [{}]; this route needs one of [{}]",
                     key.name,
                     has.join(", "),
@@ -187,7 +187,7 @@ impl Guard {
         if let Err(not_until) = self.key_limiter.check_key(&key.id) {
             return Err(too_many(
                 "rate_limited",
-                &format!("too many requests with key `{}`", key.name),
+                format!("too many requests with key `{}`", key.name),
                 not_until.wait_time_from(DefaultClock::default().now()),
             ));
         }
@@ -199,7 +199,7 @@ impl Guard {
         &self,
         name: &str,
         scopes: Vec<Scope>,
-    ) -> Result<crate::keys::CreatedKey, crate::keys::KeyError> {
+    ) -> Result<crate::api_keys::CreatedKey, crate::api_keys::KeyError> {
         let created = self.keys.create(name, scopes, None, Vec::new()).await?;
         self.remember(&created.key);
         Ok(created)
@@ -211,7 +211,7 @@ impl Guard {
     }
 
     /// A key from the store; the last known copy while the store is degraded or failing.
-    async fn lookup(&self, id: &str) -> Result<Option<ApiKey>, crate::keys::KeyError> {
+    async fn lookup(&self, id: &str) -> Result<Option<ApiKey>, crate::api_keys::KeyError> {
         let last_known = || {
             let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
             known.get(id).cloned()
@@ -238,7 +238,7 @@ impl Guard {
     }
 
     /// Counts a failed authentication; blocks the IP at the threshold.
-    fn failed(&self, req: &HttpRequest, ip: IpAddr, reason: &str) -> HttpResponse {
+    fn failed(&self, req: &HttpRequest, ip: IpAddr, reason: &str) -> ApiError {
         let now = Instant::now();
         let blocked = {
             let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,10 +273,7 @@ impl Guard {
                 )
             });
         }
-        unauthorized(
-            "invalid_key",
-            &format!("the API key is not valid: {reason}"),
-        )
+        unauthorized("invalid_key", format!("the API key is not valid: {reason}"))
     }
 
     /// Records an audit event for an API action by `key`.

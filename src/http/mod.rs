@@ -4,6 +4,7 @@
 //! app on port 0 and stop it when they are done.
 
 pub mod auth;
+pub mod error;
 pub mod openapi;
 pub mod origin;
 pub mod prometheus;
@@ -21,12 +22,13 @@ use actix_web::{App, HttpServer, middleware, web};
 
 use tokio_util::task::TaskTracker;
 
+use crate::api_keys::KeyStore;
 use crate::audit::AuditLog;
 use crate::cache::Cache;
-use crate::config::{Config, ConfigError};
-use crate::keys::KeyStore;
+use crate::config::Config;
+use crate::jobs::JobStore;
 use crate::pipeline::rules::RuleSet;
-use crate::purge::job::JobStore;
+use crate::site::{SiteError, Sites};
 
 /// Shared, read-only state of the running service.
 #[derive(Debug, Clone)]
@@ -36,65 +38,110 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    config: Config,
-    origin_root: PathBuf,
-    origin_rules: RuleSet,
-    origin: origin::Origin,
-    cache: Cache,
+    sites: Sites,
+    origin: Option<OriginSite>,
     guard: auth::Guard,
-    job_store: JobStore,
     jobs: TaskTracker,
     report_cache: routes::analytics::ReportCache,
     providers: routes::health::ProviderProbes,
 }
 
+/// The local site the built-in origin serves.
+#[derive(Debug)]
+pub struct OriginSite {
+    root: PathBuf,
+    rules: RuleSet,
+    origin: origin::Origin,
+}
+
+impl OriginSite {
+    /// The directory served.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// The rules that pick headers for files not in the manifest.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The site's manifest, file cache and served-bytes counters.
+    pub fn origin(&self) -> &origin::Origin {
+        &self.origin
+    }
+}
+
 impl AppState {
-    /// Builds the state from config: the origin serves `server.origin_site`; the cache is
-    /// what `[cache]` describes (Redis with a memory fallback, or memory only). Does not
-    /// connect to Redis: the first cache call does.
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let cache = Cache::from_config(&config.cache).map_err(|err| ConfigError::Value {
-            key: "cache".into(),
-            message: err.to_string(),
-        })?;
-        Self::with_cache(config, cache)
+    /// Builds the state from config: the sites registry with the cache `[cache]`
+    /// describes (Redis with a memory fallback, or memory only), and the origin of the
+    /// site [`Config::origin_site`] picks. Does not connect to Redis: the first cache
+    /// call does.
+    pub fn new(config: &Config) -> Result<Self, SiteError> {
+        // The process's metrics recorder first: what registers metrics while the sites
+        // are built must reach it.
+        prometheus::handle();
+        Self::with_sites(Sites::new(config)?)
     }
 
     /// Builds the state with a given cache (tests, embedding).
-    pub fn with_cache(config: &Config, cache: Cache) -> Result<Self, ConfigError> {
-        let site = config.site(&config.server.origin_site)?;
-        let origin_rules = RuleSet::new(&site.rules).map_err(|message| ConfigError::Value {
-            key: format!("sites.{}.rules", site.name),
-            message,
-        })?;
-        // Install the process's metrics recorder before the first cache call records.
+    pub fn with_cache(config: &Config, cache: Cache) -> Result<Self, SiteError> {
         prometheus::handle();
-        let keys =
-            KeyStore::for_config(config, Some(&cache)).map_err(|err| ConfigError::Value {
-                key: "cache".into(),
-                message: err.to_string(),
-            })?;
+        Self::with_sites(Sites::with_cache(config, cache)?)
+    }
+
+    /// Builds the state around a sites registry (tests give theirs providers).
+    pub fn with_sites(sites: Sites) -> Result<Self, SiteError> {
+        // Before the origin registers its counters.
+        prometheus::handle();
+        let config = sites.config();
+        let origin = match config.origin_site() {
+            Some(name) => {
+                let site = sites.get(&name)?;
+                let settings = site.settings();
+                let rules = site.rules().clone();
+                Some(OriginSite {
+                    origin: origin::Origin::new(
+                        &settings.name,
+                        &settings.root,
+                        &config.deploy.manifest_key,
+                    ),
+                    root: settings.root.clone(),
+                    rules,
+                })
+            }
+            None => {
+                tracing::warn!(
+                    sites = %sites.names().collect::<Vec<_>>().join(", "),
+                    "the built-in origin serves no site: several sites are configured and none is `default`; set server.origin_site to serve one"
+                );
+                None
+            }
+        };
+        let keys = KeyStore::new(sites.home());
         let audit = AuditLog::new(&config.data_dir);
-        let origin = origin::Origin::new(&site.name, &site.root, &config.deploy.manifest_key);
+        let guard = auth::Guard::new(&config.server, keys, audit);
+        let providers =
+            routes::health::ProviderProbes::new(&sites, origin.as_ref().map(|o| o.origin.site()));
         Ok(Self {
             inner: Arc::new(Inner {
-                config: config.clone(),
                 origin,
-                origin_root: site.root,
-                origin_rules,
-                guard: auth::Guard::new(&config.server, keys, audit),
-                job_store: JobStore::for_config_with(config, &cache),
-                cache,
+                guard,
                 jobs: TaskTracker::new(),
                 report_cache: routes::analytics::report_cache(),
-                providers: routes::health::ProviderProbes::new(config)?,
+                providers,
+                sites,
             }),
         })
     }
 
     /// The configuration the service runs with.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        self.inner.sites.config()
+    }
+
+    /// Every configured site with its long-lived provider stack.
+    pub fn sites(&self) -> &Sites {
+        &self.inner.sites
     }
 
     /// Authentication, scopes and rate limits of the API.
@@ -102,9 +149,9 @@ impl AppState {
         &self.inner.guard
     }
 
-    /// Where purge jobs are kept.
+    /// Where deploy and purge jobs are kept.
     pub fn job_store(&self) -> &JobStore {
-        &self.inner.job_store
+        self.inner.sites.jobs()
     }
 
     /// Background jobs (deploys, purges); shutdown waits for them.
@@ -114,7 +161,7 @@ impl AppState {
 
     /// Creates and returns an admin key when no usable key exists (first start), so a
     /// fresh install is usable at once and never open.
-    pub async fn ensure_admin_key(&self) -> Result<Option<String>, crate::keys::KeyError> {
+    pub async fn ensure_admin_key(&self) -> Result<Option<String>, crate::api_keys::KeyError> {
         let keys = self.inner.guard.keys();
         if keys.has_usable_key().await? {
             return Ok(None);
@@ -122,9 +169,9 @@ impl AppState {
         let created = self
             .inner
             .guard
-            .create_key("initial-admin", vec![crate::keys::Scope::Admin])
+            .create_key("initial-admin", vec![crate::api_keys::Scope::Admin])
             .await?;
-        AuditLog::new(&self.inner.config.data_dir).record(&crate::audit::event(
+        AuditLog::new(&self.config().data_dir).record(&crate::audit::event(
             "key.create",
             "service",
             serde_json::json!({ "id": created.key.id, "name": created.key.name, "scopes": ["admin"] }),
@@ -135,17 +182,12 @@ impl AppState {
     /// The cache layer. Manifests, job state, deploy locks and the processing-cache
     /// index go through it (keys from [`Cache::site`]).
     pub fn cache(&self) -> &Cache {
-        &self.inner.cache
+        self.inner.sites.cache()
     }
 
-    /// The directory the origin serves.
-    pub fn origin_root(&self) -> &std::path::Path {
-        &self.inner.origin_root
-    }
-
-    /// The rules that pick headers for origin responses.
-    pub fn origin_rules(&self) -> &RuleSet {
-        &self.inner.origin_rules
+    /// The site the built-in origin serves, if any.
+    pub fn origin_site(&self) -> Option<&OriginSite> {
+        self.inner.origin.as_ref()
     }
 
     /// Recent `GET /v1/analytics` answers, by query string.
@@ -156,11 +198,6 @@ impl AppState {
     /// Each configured site's provider, probed for `/readyz`.
     pub fn provider_probes(&self) -> &routes::health::ProviderProbes {
         &self.inner.providers
-    }
-
-    /// The origin: the site's manifest, file cache and served-bytes counters.
-    pub fn origin(&self) -> &origin::Origin {
-        &self.inner.origin
     }
 }
 
@@ -271,7 +308,9 @@ pub async fn serve(
     let tracker = state.jobs().clone();
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     // Served-bytes counters reach the cache layer every second, and once more at the end.
-    let flusher = state.origin().start_flusher(state.cache().clone());
+    let flusher = state
+        .origin_site()
+        .map(|site| site.origin().start_flusher(state.cache().clone()));
     let server = HttpServer::new(move || {
         let server = &state.config().server;
         App::new()
@@ -296,7 +335,9 @@ pub async fn serve(
         handle.stop(true).await;
     });
     let result = server.await;
-    flusher.stop().await;
+    if let Some(flusher) = flusher {
+        flusher.stop().await;
+    }
     result?;
     // Running deploy and purge jobs finish (their state is saved after every step, so
     // one cut off by the grace period can be continued).
@@ -338,7 +379,7 @@ where
     let id = given.unwrap_or_else(|| {
         format!(
             "{:x}-{:x}",
-            crate::purge::job::unix_now(),
+            crate::jobs::unix_now(),
             REQUEST_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         )
     });

@@ -26,20 +26,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::cache::metrics::{LATENCY_BUCKETS_US, names as cache_names};
-
-/// Metric names of the HTTP service.
-pub mod names {
-    /// Requests answered, by route, method and status.
-    pub const REQUESTS: &str = "edgeship_http_requests_total";
-    /// Time to answer, by route and method.
-    pub const DURATION: &str = "edgeship_http_request_duration_seconds";
-    /// Bytes of deploy uploads received, by site.
-    pub const UPLOAD_BYTES: &str = "edgeship_upload_bytes_total";
-    /// Purge jobs started, by site and source (`api`, `cli`, `deploy`).
-    pub const PURGE_JOBS: &str = "edgeship_purge_jobs_total";
-    /// Items (paths, wildcards, prefixes, tags) sent in purges, by site.
-    pub const PURGE_ITEMS: &str = "edgeship_purge_items_total";
-}
+use crate::metric_names::{http as names, purge as purge_names};
 
 /// Buckets of the request-duration histogram, in seconds.
 const REQUEST_BUCKETS: [f64; 14] = [
@@ -119,9 +106,9 @@ fn describe() {
         Unit::Bytes,
         "Bytes of deploy uploads received, by site."
     );
-    describe_counter!(names::PURGE_JOBS, "Purge jobs started, by site and source.");
+    describe_counter!(purge_names::JOBS, "Purge jobs started, by site and source.");
     describe_counter!(
-        names::PURGE_ITEMS,
+        purge_names::ITEMS,
         "Items (paths, wildcards, prefixes, tags) sent in purges, by site."
     );
 }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::cache::EntryMeta;
 use super::hash::ContentHash;
+use super::processing_cache::EntryMeta;
 use super::scan::FileStamp;
 
 const INDEX_VERSION: u32 = 1;

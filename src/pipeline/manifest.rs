@@ -71,14 +71,24 @@ impl Manifest {
     }
 
     /// Parses a manifest, rejecting unknown format versions.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let manifest: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestParseError> {
+        let manifest: Self =
+            serde_json::from_slice(bytes).map_err(|e| ManifestParseError::Json(e.to_string()))?;
         if manifest.version != MANIFEST_VERSION {
-            return Err(format!(
-                "manifest format version {} is not supported (expected {MANIFEST_VERSION})",
-                manifest.version
-            ));
+            return Err(ManifestParseError::Version(manifest.version));
         }
         Ok(manifest)
     }
+}
+
+/// Why stored manifest bytes are not a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestParseError {
+    /// Not JSON of the manifest's shape.
+    #[error("{0}")]
+    Json(String),
+    /// A format version this build does not read.
+    #[error("manifest format version {0} is not supported (expected {MANIFEST_VERSION})")]
+    Version(u32),
 }

@@ -6,13 +6,13 @@
 //! not change it). [`build`] runs it over a directory for `edgeship build`.
 
 pub mod build;
-pub mod cache;
 pub mod classify;
 pub mod compress;
 pub mod hash;
 pub mod index;
 pub mod manifest;
 pub mod minify;
+pub mod processing_cache;
 pub mod rules;
 pub mod scan;
 
@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::PipelineConfig;
-use cache::{Entry, EntryMeta, ProcessingCache};
 use classify::AssetKind;
 use compress::{Encoding, Levels};
 use hash::ContentHash;
 use minify::{MinifyOutcome, MinifySettings};
+use processing_cache::{Entry, EntryMeta, ProcessingCache};
 use rules::{ResolvedRule, RuleSet};
 pub use scan::SourceFile;
 
@@ -147,21 +147,38 @@ pub struct Pipeline {
     use_index: bool,
 }
 
+/// Why a pipeline cannot be built from its settings (`pipeline.*`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// `pipeline.css_targets` is wrong.
+    #[error("css_targets: {0}")]
+    CssTargets(#[from] minify::css::TargetError),
+    /// `pipeline.exclude` has a bad glob.
+    #[error("exclude: {0}")]
+    Exclude(#[from] rules::RuleError),
+}
+
 impl Pipeline {
     /// Builds a pipeline from config, a site's rules and the cache directory.
-    pub fn new(config: &PipelineConfig, rules: RuleSet, cache_dir: &Path) -> Result<Self, String> {
+    pub fn new(
+        config: &PipelineConfig,
+        rules: RuleSet,
+        cache_dir: &Path,
+    ) -> Result<Self, PipelineError> {
         let minify = MinifySettings {
             js: config.minify.js,
             css: config.minify.css,
             json: config.minify.json,
             css_targets: minify::css::parse_targets(&config.css_targets)?,
         };
-        let settings = serde_json::to_string(config).map_err(|e| e.to_string())?;
+        // Plain numbers, strings and maps: serialising them cannot fail.
+        let settings = serde_json::to_string(config).unwrap_or_default();
         let fingerprint = blake3::hash(
             format!(
                 "{settings}\0{}\0{}",
                 rules.fingerprint(),
-                cache::TOOL_VERSIONS
+                processing_cache::TOOL_VERSIONS
             )
             .as_bytes(),
         )
@@ -309,7 +326,9 @@ impl Pipeline {
         let identity_stored = minified.is_some();
         let (identity_hash, identity_size) = match &minified {
             Some(out) => {
-                staging.create(cache::Staging::IDENTITY)?.write_all(out)?;
+                staging
+                    .create(processing_cache::Staging::IDENTITY)?
+                    .write_all(out)?;
                 (ContentHash::of(out), out.len() as u64)
             }
             None => (source_hash.clone(), source_size),
@@ -355,7 +374,7 @@ impl Pipeline {
         encodings: &[Encoding],
         identity: &Identity<'_>,
         size: u64,
-        staging: &cache::Staging,
+        staging: &processing_cache::Staging,
     ) -> Vec<io::Result<u64>> {
         let levels = self.levels();
         let run = |encoding: Encoding| -> io::Result<u64> {

@@ -92,6 +92,26 @@ pub struct ResolvedRule {
     pub tags: Vec<String>,
 }
 
+/// A rule pattern (or `pipeline.exclude` glob) that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// The pattern is empty (or only `/`).
+    #[error("pattern `{0}` is empty")]
+    EmptyPattern(String),
+    /// The glob does not parse.
+    #[error("bad pattern `{pattern}`: {message}")]
+    BadPattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What globset says.
+        message: String,
+    },
+    /// The built-in default rules do not parse (a build defect).
+    #[error("built-in default rules: {0}")]
+    Defaults(String),
+}
+
 /// A site's rules followed by the built-in defaults, compiled.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -102,10 +122,11 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// Compiles a site's rules; errors name the bad pattern.
-    pub fn new(site_rules: &[RuleConfig]) -> Result<Self, String> {
-        let defaults: DefaultRulesFile = toml::from_str(DEFAULT_RULES_TOML)
-            .map_err(|e| format!("built-in default rules: {e}"))?;
-        let fingerprint = serde_json::to_string(site_rules).map_err(|e| e.to_string())?;
+    pub fn new(site_rules: &[RuleConfig]) -> Result<Self, RuleError> {
+        let defaults: DefaultRulesFile =
+            toml::from_str(DEFAULT_RULES_TOML).map_err(|e| RuleError::Defaults(e.to_string()))?;
+        // Rules are plain strings, maps and options: serialising them cannot fail.
+        let fingerprint = serde_json::to_string(site_rules).unwrap_or_default();
         Ok(Self {
             site: compile(site_rules)?,
             defaults: compile(&defaults.rules)?,
@@ -146,7 +167,7 @@ impl RuleSet {
     }
 }
 
-fn compile(rules: &[RuleConfig]) -> Result<Vec<CompiledRule>, String> {
+fn compile(rules: &[RuleConfig]) -> Result<Vec<CompiledRule>, RuleError> {
     rules
         .iter()
         .map(|rule| {
@@ -159,10 +180,10 @@ fn compile(rules: &[RuleConfig]) -> Result<Vec<CompiledRule>, String> {
 }
 
 /// Compiles one path glob with edgeship's conventions (see the module docs).
-pub fn glob(pattern: &str) -> Result<Glob, String> {
+pub fn glob(pattern: &str) -> Result<Glob, RuleError> {
     let trimmed = pattern.trim_start_matches('/');
     if trimmed.is_empty() {
-        return Err(format!("pattern `{pattern}` is empty"));
+        return Err(RuleError::EmptyPattern(pattern.to_string()));
     }
     let full = if trimmed.contains('/') {
         trimmed.to_string()
@@ -172,16 +193,22 @@ pub fn glob(pattern: &str) -> Result<Glob, String> {
     GlobBuilder::new(&full)
         .literal_separator(true)
         .build()
-        .map_err(|e| format!("bad pattern `{pattern}`: {e}"))
+        .map_err(|e| RuleError::BadPattern {
+            pattern: pattern.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Compiles a list of globs into one set (used for `pipeline.exclude`).
-pub fn compile_globs(patterns: &[String]) -> Result<GlobSet, String> {
+pub fn compile_globs(patterns: &[String]) -> Result<GlobSet, RuleError> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
         builder.add(glob(pattern)?);
     }
-    builder.build().map_err(|e| e.to_string())
+    builder.build().map_err(|e| RuleError::BadPattern {
+        pattern: patterns.join(", "),
+        message: e.to_string(),
+    })
 }
 
 /// Whether a file name carries a content hash (`app.3f9c2a1b.js`, `main-4f2a9c1d.css`,
@@ -338,7 +365,8 @@ mod tests {
             pattern: "assets/[".into(),
             ..Default::default()
         }])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("assets/["), "{err}");
         assert!(glob("/").is_err());
     }

@@ -8,15 +8,13 @@
 //! batch would exceed the provider's in-flight limits (CloudFront: 3,000 paths and 15
 //! wildcards in progress), it waits for earlier purges to finish instead of failing.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgeship_providers::{Capabilities, ProviderError, PurgeRequest, PurgeStatus, SharedProvider};
 use serde::{Deserialize, Serialize};
 
 use super::plan::PurgePlan;
-use crate::cache::{Cache, CacheError};
+use crate::jobs::{Job, JobKind, JobStore, new_id, unix_now};
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -87,48 +85,22 @@ pub struct PurgeJob {
     pub batches: Vec<Batch>,
 }
 
-static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+impl Job for PurgeJob {
+    const KIND: JobKind = JobKind::Purge;
 
-/// A new purge job id: time-ordered and unique across processes (`p` + 16 hex digits).
-pub fn new_job_id() -> String {
-    new_id('p')
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-/// A new id starting with `kind` (`p` purge, `d` deploy), then 16 hex digits.
-pub fn new_id(kind: char) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&nanos.to_le_bytes());
-    hasher.update(&std::process::id().to_le_bytes());
-    hasher.update(&SEQUENCE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let random = hasher.finalize();
-    let secs = (nanos / 1_000_000_000) as u64;
-    format!("{kind}{secs:x}{}", &random.to_hex()[..8])
-}
-
-/// Whether `id` looks like a job id (so it is safe as a file name and a key).
-pub fn valid_job_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    fn is_new(&self) -> bool {
+        self.status == JobStatus::Pending
+    }
 }
 
 impl PurgeJob {
     /// A pending job running `plan` on `site`.
     pub fn new(site: &str, provider: &str, source: &str, plan: PurgePlan) -> Self {
-        let id = new_job_id();
+        let id = new_id(JobKind::Purge);
         let batches = plan
             .requests
             .iter()
@@ -185,159 +157,6 @@ impl PurgeJob {
     }
 }
 
-/// Errors of the job store.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JobError {
-    /// The cache layer failed.
-    #[error("purge jobs: {0}")]
-    Cache(#[from] CacheError),
-    /// A job file could not be read or written.
-    #[error("purge job file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// A job file does not parse.
-    #[error("purge job file {path} is unreadable: {message}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The id is not a job id.
-    #[error("`{0}` is not a purge job id (ids look like `p6745a1b2c3d4e5f6`)")]
-    BadId(String),
-}
-
-/// How long finished jobs are kept in the cache layer.
-pub const JOB_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Where jobs are kept.
-#[derive(Debug, Clone)]
-pub enum JobStore {
-    /// The cache layer (Redis when configured): shared and durable.
-    Cache(Cache),
-    /// JSON files in a directory: for the CLI without Redis.
-    Dir(PathBuf),
-}
-
-impl JobStore {
-    /// The store `config` implies: the cache layer when Redis is configured, job files
-    /// under `<data_dir>/jobs` otherwise.
-    pub fn for_config(config: &crate::config::Config) -> Result<Self, JobError> {
-        Ok(if config.cache.redis_url.is_some() {
-            Self::Cache(Cache::from_config(&config.cache)?)
-        } else {
-            Self::Dir(config.data_dir.join("jobs"))
-        })
-    }
-
-    /// Like [`Self::for_config`], reusing an open cache (the service's).
-    pub fn for_config_with(config: &crate::config::Config, cache: &Cache) -> Self {
-        if config.cache.redis_url.is_some() {
-            Self::Cache(cache.clone())
-        } else {
-            Self::Dir(config.data_dir.join("jobs"))
-        }
-    }
-
-    /// Saves a purge job (replacing its earlier state).
-    pub async fn save(&self, job: &PurgeJob) -> Result<(), JobError> {
-        self.save_value(&job.id, job, job.status == JobStatus::Pending)
-            .await
-    }
-
-    /// Loads a purge job; `None` when there is no such job (or it expired).
-    pub async fn load(&self, id: &str) -> Result<Option<PurgeJob>, JobError> {
-        self.load_value(id).await
-    }
-
-    /// Saves the state of any job under `id`; `new` prunes expired job files first.
-    pub async fn save_value<T: Serialize>(
-        &self,
-        id: &str,
-        job: &T,
-        new: bool,
-    ) -> Result<(), JobError> {
-        if !valid_job_id(id) {
-            return Err(JobError::BadId(id.to_string()));
-        }
-        match self {
-            Self::Cache(cache) => {
-                let key = cache.keys().global().job(id);
-                cache.set(&key, job, Some(JOB_TTL)).await?;
-            }
-            Self::Dir(dir) => {
-                let path = dir.join(format!("{id}.json"));
-                let io = |source| JobError::Io {
-                    path: path.clone(),
-                    source,
-                };
-                tokio::fs::create_dir_all(dir).await.map_err(io)?;
-                if new {
-                    prune_expired(dir).await;
-                }
-                let json = serde_json::to_vec_pretty(job).map_err(|e| io(e.into()))?;
-                let temp = dir.join(format!(".{id}.json.tmp"));
-                tokio::fs::write(&temp, json).await.map_err(io)?;
-                tokio::fs::rename(&temp, &path).await.map_err(io)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads the state of any job; `None` when there is no such job (or it expired).
-    pub async fn load_value<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        id: &str,
-    ) -> Result<Option<T>, JobError> {
-        if !valid_job_id(id) {
-            return Err(JobError::BadId(id.to_string()));
-        }
-        match self {
-            Self::Cache(cache) => Ok(cache.get(&cache.keys().global().job(id)).await?),
-            Self::Dir(dir) => {
-                let path = dir.join(format!("{id}.json"));
-                match tokio::fs::read(&path).await {
-                    Ok(bytes) => {
-                        serde_json::from_slice(&bytes)
-                            .map(Some)
-                            .map_err(|e| JobError::Corrupt {
-                                path,
-                                message: e.to_string(),
-                            })
-                    }
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(JobError::Io { path, source }),
-                }
-            }
-        }
-    }
-}
-
-/// Removes job files older than [`JOB_TTL`] (the cache layer expires its own).
-async fn prune_expired(dir: &std::path::Path) {
-    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
-        return;
-    };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let expired = entry
-            .metadata()
-            .await
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > JOB_TTL);
-        if expired {
-            let _ = tokio::fs::remove_file(entry.path()).await;
-        }
-    }
-}
-
 /// How a job is run.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -373,10 +192,10 @@ pub async fn run(
     let started = Instant::now();
     if job.status == JobStatus::Pending {
         // Counted once per job, not again when a queued job is continued.
-        use crate::http::prometheus::names;
-        metrics::counter!(names::PURGE_JOBS, "site" => job.site.clone(), "source" => job.source.clone())
+        use crate::metric_names::purge as names;
+        metrics::counter!(names::JOBS, "site" => job.site.clone(), "source" => job.source.clone())
             .increment(1);
-        metrics::counter!(names::PURGE_ITEMS, "site" => job.site.clone())
+        metrics::counter!(names::ITEMS, "site" => job.site.clone())
             .increment(job.plan.reduction.items() as u64);
     }
     job.status = JobStatus::Running;
@@ -522,7 +341,7 @@ fn usage_key(provider: &str) -> String {
 
 /// Adds billed purge paths to this month's count for `provider`.
 async fn count_billed(store: &JobStore, provider: &str, items: u64) {
-    let JobStore::Cache(cache) = store else {
+    let Some(cache) = store.cache() else {
         return;
     };
     let key = cache.keys().global().key(&usage_key(provider));
@@ -535,9 +354,7 @@ async fn count_billed(store: &JobStore, provider: &str, items: u64) {
 /// Billed purge paths edgeship sent this month for `provider`, when the store keeps
 /// count (the cache layer does; job files do not).
 pub async fn billed_this_month(store: &JobStore, provider: &str) -> Option<u64> {
-    let JobStore::Cache(cache) = store else {
-        return None;
-    };
+    let cache = store.cache()?;
     let key = cache.keys().global().key(&usage_key(provider));
     cache
         .incr_by(&key, 0, None)
@@ -557,15 +374,5 @@ mod tests {
         assert_eq!(month_of(1_798_675_200), "2026-12");
         assert_eq!(month_of(1_798_761_599), "2026-12");
         assert_eq!(month_of(1_798_761_600), "2027-01");
-    }
-
-    #[test]
-    fn job_ids_are_unique_and_safe() {
-        let a = new_job_id();
-        let b = new_job_id();
-        assert_ne!(a, b);
-        assert!(valid_job_id(&a), "{a}");
-        assert!(!valid_job_id("../etc/passwd"));
-        assert!(!valid_job_id(""));
     }
 }

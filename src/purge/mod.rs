@@ -17,9 +17,16 @@ pub mod plan;
 pub mod reduce;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use crate::jobs::JobStore;
 use crate::pipeline::manifest::Manifest;
+use crate::site::{Site, Sites};
 pub use pattern::{Pattern, PatternError};
+
+/// The most patterns one purge may name: planning matches every pattern against every
+/// deployed path, so the work is bounded by this times the site's size.
+pub const MAX_PATTERNS: usize = 1_000;
 
 /// Why a purge cannot be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,14 @@ pub enum PurgeError {
     /// No patterns were given.
     #[error("no purge patterns given")]
     NoPatterns,
+    /// More patterns than [`MAX_PATTERNS`].
+    #[error(
+        "{given} patterns in one purge; at most {MAX_PATTERNS} are allowed (use prefixes, globs or tags to name many paths at once)"
+    )]
+    TooManyPatterns {
+        /// How many were given.
+        given: usize,
+    },
     /// A pattern does not parse.
     #[error(transparent)]
     Pattern(#[from] PatternError),
@@ -36,47 +51,49 @@ pub enum PurgeError {
     Config(#[from] crate::config::ConfigError),
     /// The site's manifest cannot be read (provider down, unreadable manifest).
     #[error("reading the site's manifest: {0}")]
-    Manifest(#[from] crate::deploy::DeployError),
-    /// The job store is unusable.
-    #[error(transparent)]
-    Jobs(#[from] job::JobError),
+    Manifest(#[from] crate::site::ManifestError),
+    /// The planning task failed.
+    #[error("planning the purge failed: {0}")]
+    Planning(#[from] tokio::task::JoinError),
 }
 
 /// A purge ready to run (or to show, for a dry run).
 #[derive(Debug)]
 pub struct Prepared {
-    /// The site.
-    pub site: String,
-    /// The site's provider in the retry and breaker stack.
-    pub provider: edgeship_providers::SharedProvider,
+    /// The site, with its provider stack.
+    pub site: Arc<Site>,
     /// What will be sent and what it costs.
     pub plan: plan::PurgePlan,
     /// Where its job is kept.
-    pub store: job::JobStore,
+    pub store: JobStore,
     /// The site has no manifest, so only exact paths (and prefixes or tags the provider
     /// takes as such) can be purged.
     pub no_manifest: bool,
 }
 
 impl Prepared {
+    /// The site's provider in its retry and breaker stack.
+    pub fn provider(&self) -> &edgeship_providers::SharedProvider {
+        self.site.provider()
+    }
+
     /// A job for this purge, started by `source` (`cli`, `api`).
     pub fn job(&self, source: &str) -> job::PurgeJob {
         job::PurgeJob::new(
-            &self.site,
-            &self.provider.to_string(),
+            self.site.name(),
+            &self.provider().to_string(),
             source,
             self.plan.clone(),
         )
     }
 }
 
-/// Parses `patterns`, reads the site's manifest and plans the purge (its job to be kept
-/// in `store`) with the configured
+/// Parses `patterns`, reads the site's manifest and plans the purge with the configured
 /// budget and threshold (`confirmed` lifts the confirmation requirement). The cost
-/// includes the billed paths already used this month, when the store counts them.
+/// includes the billed paths already used this month, when the job store counts them.
+/// Matching runs off the async workers: it is patterns × deployed paths of CPU work.
 pub async fn prepare(
-    config: &crate::config::Config,
-    store: job::JobStore,
+    sites: &Sites,
     site: &str,
     patterns: &[String],
     confirmed: bool,
@@ -84,33 +101,37 @@ pub async fn prepare(
     if patterns.is_empty() {
         return Err(PurgeError::NoPatterns);
     }
+    if patterns.len() > MAX_PATTERNS {
+        return Err(PurgeError::TooManyPatterns {
+            given: patterns.len(),
+        });
+    }
     let parsed = patterns
         .iter()
         .map(|input| Pattern::parse(input).map(|p| (input.clone(), p)))
         .collect::<Result<Vec<_>, _>>()?;
-    let site = config.site(site)?;
-    let provider = crate::deploy::provider_stack(config, &site);
-    // Jobs kept in the cache layer mean the manifest can be kept there too.
-    let cache = match &store {
-        job::JobStore::Cache(cache) => Some((cache, site.name.as_str())),
-        job::JobStore::Dir(_) => None,
-    };
-    let manifest =
-        crate::deploy::read_manifest_cached(&provider, &config.deploy.manifest_key, cache).await?;
+    let site = sites.get(site)?;
+    let manifest = site.manifest().await?;
     let no_manifest = manifest.is_none();
     let manifest = manifest.unwrap_or_default();
+    let provider = site.provider();
     let caps = provider.capabilities();
+    let config = &sites.config().purge;
     let options = plan::PlanOptions {
-        max_collateral_share: config.purge.max_collateral_share,
-        confirm_share: config.purge.confirm_share,
+        max_collateral_share: config.max_collateral_share,
+        confirm_share: config.confirm_share,
         confirmed,
     };
-    let mut plan = plan::plan(&parsed, &manifest, &caps, &options);
+    let planning_caps = caps.clone();
+    let mut plan = tokio::task::spawn_blocking(move || {
+        plan::plan(&parsed, &manifest, &planning_caps, &options)
+    })
+    .await?;
+    let store = sites.jobs().clone();
     let used = job::billed_this_month(&store, &provider.to_string()).await;
     plan.cost = plan::PurgeCost::estimate(&plan.requests, &caps, used);
     Ok(Prepared {
-        site: site.name,
-        provider,
+        site,
         plan,
         store,
         no_manifest,

@@ -66,10 +66,21 @@ impl TestApp {
     /// Starts the app with `config` (its directories inside `data`, kept as long as the
     /// app) and creates an admin key.
     pub async fn start(config: Config, data: tempfile::TempDir) -> Self {
+        let state = AppState::new(&config).unwrap();
+        Self::start_state(state, data).await
+    }
+
+    /// Starts the app around a sites registry (its providers given by the test).
+    pub async fn start_sites(sites: edgeship::site::Sites, data: tempfile::TempDir) -> Self {
+        let state = AppState::with_sites(sites).unwrap();
+        Self::start_state(state, data).await
+    }
+
+    async fn start_state(state: AppState, data: tempfile::TempDir) -> Self {
+        let config = state.config().clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(&config).unwrap();
         let admin = state.ensure_admin_key().await.unwrap().unwrap();
         tokio::spawn(serve(listener, state.clone(), async move {
             let _ = stopped.await;

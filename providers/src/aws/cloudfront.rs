@@ -30,6 +30,7 @@ use aws_sdk_cloudfront::error::BuildError;
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+use crate::error::Rejected;
 use crate::object::{PurgeRequest, PurgeStatus};
 
 /// Characters URL-encoded in invalidation paths: controls and non-ASCII (always), the
@@ -69,7 +70,7 @@ pub fn encode_path(path: &str) -> String {
 /// The paths of an invalidation for `request` (already validated against
 /// [`Capabilities::cloudfront`](crate::Capabilities::cloudfront)): `/*` for everything,
 /// else each path encoded, duplicates dropped (each one is billed), order kept.
-pub fn invalidation_paths(request: &PurgeRequest) -> Result<Vec<String>, String> {
+pub fn invalidation_paths(request: &PurgeRequest) -> Result<Vec<String>, Rejected> {
     if request.everything {
         return Ok(vec!["/*".to_string()]);
     }
@@ -78,10 +79,10 @@ pub fn invalidation_paths(request: &PurgeRequest) -> Result<Vec<String>, String>
     for path in &request.paths {
         let encoded = encode_path(path);
         if encoded.len() > MAX_PATH_LEN {
-            return Err(format!(
+            return Err(Rejected::new(format!(
                 "purge path `{path}` is {} characters once URL-encoded (limit {MAX_PATH_LEN})",
                 encoded.len()
-            ));
+            )));
         }
         if seen.insert(encoded.clone()) {
             paths.push(encoded);
@@ -94,14 +95,14 @@ pub fn invalidation_paths(request: &PurgeRequest) -> Result<Vec<String>, String>
 pub fn invalidation_batch(
     request: &PurgeRequest,
     reference: &str,
-) -> Result<InvalidationBatch, String> {
+) -> Result<InvalidationBatch, Rejected> {
     if reference.is_empty() {
-        return Err("empty caller reference".into());
+        return Err(Rejected::new("empty caller reference"));
     }
     let paths = invalidation_paths(request)?;
-    let build = |e: BuildError| e.to_string();
+    let build = |e: BuildError| Rejected::new(e.to_string());
     let paths = Paths::builder()
-        .quantity(i32::try_from(paths.len()).map_err(|e| e.to_string())?)
+        .quantity(i32::try_from(paths.len()).map_err(|e| Rejected::new(e.to_string()))?)
         .set_items(Some(paths))
         .build()
         .map_err(build)?;
@@ -184,7 +185,7 @@ mod tests {
                 .is_ok()
         );
         let err = invalidation_paths(&paths(&[&long])).unwrap_err();
-        assert!(err.contains("6001 characters"), "{err}");
+        assert!(err.reason().contains("6001 characters"), "{err}");
     }
 
     #[test]

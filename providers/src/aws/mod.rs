@@ -40,6 +40,7 @@ pub mod sdk {
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SettingError;
 use crate::provider::validate_key;
 
 /// S3 rejects parts below 5 MiB (except the last); multipart thresholds below it make no
@@ -133,11 +134,11 @@ impl AwsSettings {
 
     /// Checks the settings before any request; on error, the field's name (as in the
     /// config file) and what is wrong.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.bucket.is_empty() {
-            return Err((
+            return Err(SettingError::new(
                 "bucket",
-                "is required: the S3 bucket the site is deployed to".into(),
+                "is required: the S3 bucket the site is deployed to",
             ));
         }
         if self.bucket.len() > 255
@@ -146,7 +147,7 @@ impl AwsSettings {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         {
-            return Err((
+            return Err(SettingError::new(
                 "bucket",
                 format!(
                     "`{}` is not a bucket name (letters, digits, `.`, `-` and `_` only)",
@@ -160,14 +161,15 @@ impl AwsSettings {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
-            return Err((
+            return Err(SettingError::new(
                 "region",
                 format!("`{}` is not a region name", region.escape_debug()),
             ));
         }
         if !self.prefix.is_empty() {
-            validate_key(self.prefix.trim_end_matches('/'))
-                .map_err(|reason| ("prefix", format!("is not a key prefix: {reason}")))?;
+            validate_key(self.prefix.trim_end_matches('/')).map_err(|reason| {
+                SettingError::new("prefix", format!("is not a key prefix: {reason}"))
+            })?;
         }
         for (field, url) in [
             ("endpoint", &self.endpoint),
@@ -176,13 +178,16 @@ impl AwsSettings {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
-                return Err((field, format!("`{url}` is not an http:// or https:// URL")));
+                return Err(SettingError::new(
+                    field,
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
             }
         }
         if let Some(id) = &self.distribution_id
             && (id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()))
         {
-            return Err((
+            return Err(SettingError::new(
                 "distribution_id",
                 format!(
                     "`{}` is not a CloudFront distribution id (like E2QWRUHAPOMQZL)",
@@ -191,7 +196,7 @@ impl AwsSettings {
             ));
         }
         if self.multipart_threshold < MIN_PART_SIZE {
-            return Err((
+            return Err(SettingError::new(
                 "multipart_threshold",
                 format!(
                     "{} bytes is below S3's smallest part ({MIN_PART_SIZE} bytes)",
@@ -200,7 +205,7 @@ impl AwsSettings {
             ));
         }
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
-            return Err((
+            return Err(SettingError::new(
                 "part_size",
                 format!(
                     "{} bytes is not in {MIN_PART_SIZE}..={MAX_PART_SIZE} (S3's part sizes)",
@@ -209,7 +214,7 @@ impl AwsSettings {
             ));
         }
         if !(1..=64).contains(&self.part_concurrency) {
-            return Err((
+            return Err(SettingError::new(
                 "part_concurrency",
                 format!("{} is not in 1..=64", self.part_concurrency),
             ));
@@ -219,7 +224,7 @@ impl AwsSettings {
             ("read_timeout_ms", self.read_timeout_ms),
         ] {
             if ms == 0 {
-                return Err((field, "must be more than 0".into()));
+                return Err(SettingError::new(field, "must be more than 0"));
             }
         }
         Ok(())
@@ -291,7 +296,10 @@ mod tests {
             ),
         ];
         for (settings, field, reason) in cases {
-            let (got_field, message) = settings.validate().unwrap_err();
+            let SettingError {
+                field: got_field,
+                message,
+            } = settings.validate().unwrap_err();
             assert_eq!(got_field, field, "{message}");
             assert!(message.contains(reason), "{field}: {message}");
         }

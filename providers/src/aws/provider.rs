@@ -144,22 +144,29 @@ impl AwsProvider {
     }
 
     fn object_key(&self, key: &str) -> Result<String> {
-        validate_key(key).map_err(|m| self.invalid(m))?;
+        validate_key(key).map_err(|m| self.invalid(m.to_string()))?;
         Ok(format!("{}{key}", self.prefix))
     }
 
     /// The clients, built on the first call.
     async fn clients(&self) -> Result<&Clients> {
-        self.clients.get_or_try_init(|| self.build_clients()).await
+        self.clients
+            .get_or_try_init(|| async {
+                let clients = self.build_clients().await?;
+                metrics::counter!(crate::metrics::CLIENTS_BUILT, "provider" => self.name.clone())
+                    .increment(1);
+                Ok(clients)
+            })
+            .await
     }
 
     async fn build_clients(&self) -> Result<Clients> {
         let site = &self.site;
         self.settings
             .validate()
-            .map_err(|(field, message)| ProviderError::Misconfigured {
+            .map_err(|err| ProviderError::Misconfigured {
                 provider: self.name.clone(),
-                message: format!("sites.{site}.aws.{field} {message}"),
+                message: format!("sites.{site}.aws.{} {}", err.field, err.message),
             })?;
         let http = aws_smithy_http_client::Builder::new()
             .pool_max_idle_per_host(self.pool_size)
@@ -697,8 +704,8 @@ impl Provider for AwsProvider {
             Some(reference) => reference.clone(),
             None => self.new_reference(),
         };
-        let batch =
-            cloudfront::invalidation_batch(request, &reference).map_err(|m| self.invalid(m))?;
+        let batch = cloudfront::invalidation_batch(request, &reference)
+            .map_err(|m| self.invalid(m.to_string()))?;
         let c = self.clients().await?;
         let out = c
             .cloudfront

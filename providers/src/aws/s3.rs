@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
 
+use crate::error::Rejected;
 use crate::object::{Body, ObjectMeta, PutRequest};
 
 /// The user-metadata entry holding an object's extra headers as JSON.
@@ -37,7 +38,7 @@ pub(crate) struct Stored {
 }
 
 /// The metadata and native headers for a put, or why S3 cannot store it as given.
-pub(crate) fn stored(request: &PutRequest) -> Result<Stored, String> {
+pub(crate) fn stored(request: &PutRequest) -> Result<Stored, Rejected> {
     let mut out = Stored::default();
     for (key, value) in &request.metadata {
         if key.is_empty()
@@ -45,13 +46,15 @@ pub(crate) fn stored(request: &PutRequest) -> Result<Stored, String> {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(format!(
+            return Err(Rejected::new(format!(
                 "metadata key `{}`: S3 keeps only lowercase letters, digits, `-` and `_` as given",
                 key.escape_debug()
-            ));
+            )));
         }
         if key == HEADERS_META {
-            return Err(format!("metadata key `{HEADERS_META}` is reserved"));
+            return Err(Rejected::new(format!(
+                "metadata key `{HEADERS_META}` is reserved"
+            )));
         }
         check_header_value(key, value)?;
         out.metadata.insert(key.clone(), value.clone());
@@ -60,15 +63,15 @@ pub(crate) fn stored(request: &PutRequest) -> Result<Stored, String> {
         for (name, value) in &request.headers {
             let lower = name.to_ascii_lowercase();
             if FIELD_HEADERS.contains(&lower.as_str()) {
-                return Err(format!(
+                return Err(Rejected::new(format!(
                     "header `{name}`: set it through the object's {lower} field"
-                ));
+                )));
             }
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-                return Err(format!(
+                return Err(Rejected::new(format!(
                     "header name `{}` is not a token",
                     name.escape_debug()
-                ));
+                )));
             }
             check_header_value(name, value)?;
             // Extra headers S3 also stores in a field of its own, and so serves.
@@ -78,24 +81,25 @@ pub(crate) fn stored(request: &PutRequest) -> Result<Stored, String> {
                 _ => {}
             }
         }
-        let json = serde_json::to_string(&request.headers).map_err(|e| e.to_string())?;
+        let json =
+            serde_json::to_string(&request.headers).map_err(|e| Rejected::new(e.to_string()))?;
         out.metadata.insert(HEADERS_META.to_string(), json);
     }
     Ok(out)
 }
 
 /// S3 sends metadata back as HTTP header values: visible ASCII and spaces only.
-fn check_header_value(name: &str, value: &str) -> Result<(), String> {
+fn check_header_value(name: &str, value: &str) -> Result<(), Rejected> {
     if value
         .bytes()
         .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
     {
         Ok(())
     } else {
-        Err(format!(
+        Err(Rejected::new(format!(
             "`{name}` = `{}`: S3 stores only printable ASCII in header and metadata values",
             value.escape_debug()
-        ))
+        )))
     }
 }
 
@@ -243,16 +247,26 @@ mod tests {
     fn what_s3_would_change_is_refused() {
         let mut upper = request();
         upper.metadata.insert("Edgeship-Hash".into(), "x".into());
-        assert!(stored(&upper).unwrap_err().contains("lowercase"));
+        assert!(stored(&upper).unwrap_err().reason().contains("lowercase"));
         let mut field = request();
         field.headers.insert("Cache-Control".into(), "x".into());
-        assert!(stored(&field).unwrap_err().contains("cache-control field"));
+        assert!(
+            stored(&field)
+                .unwrap_err()
+                .reason()
+                .contains("cache-control field")
+        );
         let mut utf8 = request();
         utf8.metadata.insert("name".into(), "café".into());
-        assert!(stored(&utf8).unwrap_err().contains("printable ASCII"));
+        assert!(
+            stored(&utf8)
+                .unwrap_err()
+                .reason()
+                .contains("printable ASCII")
+        );
         let mut reserved = request();
         reserved.metadata.insert(HEADERS_META.into(), "{}".into());
-        assert!(stored(&reserved).unwrap_err().contains("reserved"));
+        assert!(stored(&reserved).unwrap_err().reason().contains("reserved"));
     }
 
     #[test]

@@ -41,9 +41,7 @@ use crate::cache::Cache;
 use crate::pipeline::manifest::Manifest;
 use body::{InMemory, Loaded};
 use negotiate::Coding;
-pub use stats::{
-    Flusher, HourTotals, OriginStats, OriginTotals, VariantTotals, origin_hourly, origin_totals,
-};
+pub use stats::{Flusher, OriginStats};
 
 /// How often the manifest file is checked for a redeploy.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -277,7 +275,7 @@ fn check(path: &Path, seen: Option<&Stamp>, generation: u64) -> Check {
     }
     let manifest = std::fs::read(path)
         .map_err(|e| e.to_string())
-        .and_then(|bytes| Manifest::from_json(&bytes));
+        .and_then(|bytes| Manifest::from_json(&bytes).map_err(|e| e.to_string()));
     match manifest {
         Ok(manifest) => Check::Loaded(stamp, Box::new(Snapshot::build(generation, &manifest))),
         Err(message) => Check::Unreadable(Some(stamp), message),

@@ -7,51 +7,28 @@
 //! site's running totals and on the current hour's bucket, so Redis sees a handful of
 //! calls a second however busy the origin is, and replicas sharing Redis add up.
 //!
-//! Stored shape (hash fields are `i64` counters), read back by [`origin_totals`] and
-//! [`origin_hourly`]:
-//!
-//! - `{prefix}:{site}:origin:served` — totals since the keys were created;
-//! - `{prefix}:{site}:origin:served:<hour>` — one hour (`<hour>` is its start in Unix
-//!   seconds), kept [`HOURLY_RETENTION`];
-//! - fields `<encoding>:requests`, `<encoding>:bytes`, `<encoding>:identity_bytes` for
-//!   `identity`, `br`, `zstd`, `gzip`, and `not_modified`.
+//! The stored shape, and its readers, are in [`crate::analytics::origin`].
 //!
 //! Prometheus (process-wide): `edgeship_origin_bytes_total{site,encoding}` (body bytes
 //! sent), `edgeship_origin_identity_bytes_total{site,encoding}` (what the same responses
 //! would have sent as identity) and `edgeship_origin_requests_total{site,status}`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use metrics::Counter;
-use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::negotiate::Coding;
-use crate::cache::{Cache, CacheError, CacheKey};
+use crate::analytics::origin::{add_served, current_hour};
+use crate::cache::{Cache, CacheError};
+use crate::metric_names::origin as names;
 
 /// How often counts move from memory into the cache layer.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How long an hour's bucket is kept.
-pub const HOURLY_RETENTION: Duration = Duration::from_secs(40 * 24 * 3600);
-
-/// The longest range [`origin_hourly`] reads (older buckets have expired anyway).
-const MAX_HOURS: u64 = 40 * 24;
-
-/// Prometheus metric names.
-pub mod names {
-    /// Body bytes sent, by site and encoding.
-    pub const BYTES: &str = "edgeship_origin_bytes_total";
-    /// Identity bytes the same responses stand for, by site and encoding.
-    pub const IDENTITY_BYTES: &str = "edgeship_origin_identity_bytes_total";
-    /// Origin responses, by site and status.
-    pub const REQUESTS: &str = "edgeship_origin_requests_total";
-}
 
 /// Statuses whose Prometheus counters are registered up front (others on first use).
 const KNOWN_STATUSES: [u16; 9] = [200, 206, 304, 400, 404, 405, 406, 416, 500];
@@ -162,20 +139,12 @@ impl OriginStats {
         if deltas.is_empty() {
             return Ok(());
         }
-        let totals = totals_key(cache, &self.site);
-        let hour = hour_key(cache, &self.site, current_hour());
+        let hour = current_hour();
         let mut written = 0;
         let mut result = Ok(());
         for (field, _, delta) in &deltas {
             let delta = i64::try_from(*delta).unwrap_or(i64::MAX);
-            let outcome = async {
-                cache.hash_incr_by(&totals, field, delta, None).await?;
-                cache
-                    .hash_incr_by(&hour, field, delta, Some(HOURLY_RETENTION))
-                    .await
-            }
-            .await;
-            if let Err(err) = outcome {
+            if let Err(err) = add_served(cache, &self.site, hour, field, delta).await {
                 result = Err(err);
                 break;
             }
@@ -234,150 +203,6 @@ impl Flusher {
     }
 }
 
-/// Bytes and requests the origin served with one encoding.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct VariantTotals {
-    /// Responses carrying this encoding (`200`, `206`, `HEAD`).
-    pub requests: u64,
-    /// Body bytes sent.
-    pub bytes: u64,
-    /// Identity bytes those responses stand for (`bytes` had they been sent unencoded).
-    pub identity_bytes: u64,
-}
-
-/// What the origin served for one site (over all time or one hour).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct OriginTotals {
-    /// Responses with a body or `HEAD`, all encodings.
-    pub requests: u64,
-    /// Body bytes sent, all encodings.
-    pub bytes: u64,
-    /// Identity bytes the same responses stand for.
-    pub identity_bytes: u64,
-    /// Bytes saved by serving encoded variants: `identity_bytes - bytes`.
-    pub saved_bytes: u64,
-    /// `304 Not Modified` responses.
-    pub not_modified: u64,
-    /// Per encoding (`identity`, `br`, `zstd`, `gzip`); encodings never served are absent.
-    pub by_encoding: BTreeMap<String, VariantTotals>,
-}
-
-impl OriginTotals {
-    /// Adds `other` to these totals.
-    pub fn add(&mut self, other: &Self) {
-        self.requests += other.requests;
-        self.bytes += other.bytes;
-        self.identity_bytes += other.identity_bytes;
-        self.saved_bytes = self.identity_bytes.saturating_sub(self.bytes);
-        self.not_modified += other.not_modified;
-        for (encoding, variant) in &other.by_encoding {
-            let entry = self.by_encoding.entry(encoding.clone()).or_default();
-            entry.requests += variant.requests;
-            entry.bytes += variant.bytes;
-            entry.identity_bytes += variant.identity_bytes;
-        }
-    }
-
-    fn from_fields(fields: &BTreeMap<String, i64>) -> Self {
-        let mut totals = Self::default();
-        for (field, value) in fields {
-            let value = u64::try_from(*value).unwrap_or(0);
-            if field == "not_modified" {
-                totals.not_modified += value;
-                continue;
-            }
-            let Some((encoding, what)) = field.split_once(':') else {
-                continue;
-            };
-            let entry = totals.by_encoding.entry(encoding.to_owned()).or_default();
-            match what {
-                "requests" => entry.requests += value,
-                "bytes" => entry.bytes += value,
-                "identity_bytes" => entry.identity_bytes += value,
-                _ => {}
-            }
-        }
-        for variant in totals.by_encoding.values() {
-            totals.requests += variant.requests;
-            totals.bytes += variant.bytes;
-            totals.identity_bytes += variant.identity_bytes;
-        }
-        totals.saved_bytes = totals.identity_bytes.saturating_sub(totals.bytes);
-        totals
-    }
-
-    fn is_empty(&self) -> bool {
-        self.requests == 0 && self.not_modified == 0
-    }
-}
-
-/// One hour of [`origin_hourly`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HourTotals {
-    /// The hour's start, Unix seconds (a multiple of 3600).
-    pub hour: u64,
-    /// What was served in it.
-    pub totals: OriginTotals,
-}
-
-/// What the origin served for `site` since counting began (flushed counts: up to
-/// [`FLUSH_INTERVAL`] behind). A site never served reads as all zeros.
-pub async fn origin_totals(cache: &Cache, site: &str) -> Result<OriginTotals, CacheError> {
-    let fields = cache.hash_get_all(&totals_key(cache, site)).await?;
-    Ok(OriginTotals::from_fields(&fields))
-}
-
-/// What the origin served for `site` per hour, for the hours that overlap `from..to` and
-/// saw traffic, oldest first. One cache read per hour; at most the last
-/// [`HOURLY_RETENTION`] of the range is read.
-pub async fn origin_hourly(
-    cache: &Cache,
-    site: &str,
-    from: SystemTime,
-    to: SystemTime,
-) -> Result<Vec<HourTotals>, CacheError> {
-    let seconds = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
-    let last = seconds(to).saturating_sub(1) / 3600;
-    let first = (seconds(from) / 3600).max(last.saturating_sub(MAX_HOURS - 1));
-    let mut hours = Vec::new();
-    if seconds(to) <= seconds(from) {
-        return Ok(hours);
-    }
-    for hour in first..=last {
-        let fields = cache
-            .hash_get_all(&hour_key(cache, site, hour * 3600))
-            .await?;
-        let totals = OriginTotals::from_fields(&fields);
-        if !totals.is_empty() {
-            hours.push(HourTotals {
-                hour: hour * 3600,
-                totals,
-            });
-        }
-    }
-    Ok(hours)
-}
-
-fn totals_key(cache: &Cache, site: &str) -> CacheKey {
-    cache.site(site).key("origin:served")
-}
-
-fn hour_key(cache: &Cache, site: &str, hour_start: u64) -> CacheKey {
-    cache.site(site).key(&format!("origin:served:{hour_start}"))
-}
-
-fn current_hour() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    now / 3600 * 3600
-}
-
 fn status_counter(site: &str, status: u16) -> Counter {
     metrics::counter!(names::REQUESTS, "site" => site.to_owned(), "status" => status.to_string())
 }
@@ -403,6 +228,8 @@ fn describe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::origin::{OriginTotals, VariantTotals, origin_hourly, origin_totals};
+    use std::time::SystemTime;
 
     #[tokio::test]
     async fn flushed_counts_add_up_per_encoding_and_hour() {

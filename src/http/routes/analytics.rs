@@ -9,15 +9,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::error_response;
-use crate::analytics::report::{self, Query, ReportError};
+use super::ApiError;
+use crate::analytics::report::{self, Query};
+use crate::api_keys::Scope;
 use crate::http::AppState;
-use crate::keys::Scope;
 
 /// How long an answer is reused for the same query.
 pub const REPORT_TTL: Duration = Duration::from_secs(2);
@@ -70,29 +69,16 @@ pub async fn report(
     req: HttpRequest,
     params: web::Query<AnalyticsParams>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
-        return denied;
-    }
-    let query = match Query::for_config(
+) -> Result<HttpResponse, ApiError> {
+    state.guard().check(&req, &[Scope::Read]).await?;
+    let query = Query::for_config(
         state.config(),
         params.site.as_deref(),
         params.from.as_deref(),
         params.to.as_deref(),
         params.group_by.as_deref(),
         SystemTime::now(),
-    ) {
-        Ok(query) => query,
-        Err(err) => {
-            let (status, code) = match err {
-                ReportError::UnknownSite(_) => (StatusCode::NOT_FOUND, "unknown_site"),
-                ReportError::BadTime { .. } => (StatusCode::BAD_REQUEST, "bad_time"),
-                ReportError::BadGroupBy(_) => (StatusCode::BAD_REQUEST, "bad_group_by"),
-                _ => (StatusCode::BAD_REQUEST, "bad_range"),
-            };
-            return error_response(status, code, &err.to_string());
-        }
-    };
+    )?;
     let key = format!(
         "{}|{}|{}|{:?}",
         query.sites.join(","),
@@ -100,8 +86,9 @@ pub async fn report(
         query.to,
         query.group_by
     );
+    let origin_site = state.origin_site().map(|site| site.origin().site());
     let compute = async {
-        let report = report::build(state.cache(), &query, Some(state.origin().site()))
+        let report = report::build(state.cache(), &query, origin_site)
             .await
             .map_err(|err| err.to_string())?;
         serde_json::to_vec(&report)
@@ -109,14 +96,13 @@ pub async fn report(
             .map_err(|err| err.to_string())
     };
     match state.report_cache().try_get_with(key, compute).await {
-        Ok(body) => json_body(body),
+        Ok(body) => Ok(json_body(body)),
         Err(err) => {
             tracing::error!(error = %err, "analytics report");
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Err(ApiError::unavailable(
                 "analytics_unavailable",
                 "analytics cannot be read right now",
-            )
+            ))
         }
     }
 }

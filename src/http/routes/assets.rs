@@ -3,15 +3,13 @@
 
 use std::ops::Bound;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error_response;
-use crate::deploy::{provider_stack, read_manifest_cached};
+use super::ApiError;
+use crate::api_keys::Scope;
 use crate::http::AppState;
-use crate::keys::Scope;
 
 /// Most assets in one page.
 pub const MAX_PAGE: usize = 10_000;
@@ -50,28 +48,13 @@ pub async fn list(
     site: web::Path<String>,
     query: web::Query<AssetsQuery>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Err(denied) = state
+) -> Result<HttpResponse, ApiError> {
+    state
         .guard()
         .check(&req, &[Scope::Read, Scope::Deploy])
-        .await
-    {
-        return denied;
-    }
-    let config = state.config();
-    let resolved = match config.site(&site) {
-        Ok(site) => site,
-        Err(err) => return error_response(StatusCode::NOT_FOUND, "unknown_site", &err.to_string()),
-    };
-    let provider = provider_stack(config, &resolved);
-    let cached = Some((state.cache(), resolved.name.as_str()));
-    let manifest = match read_manifest_cached(&provider, &config.deploy.manifest_key, cached).await
-    {
-        Ok(manifest) => manifest.unwrap_or_default(),
-        Err(err) => {
-            return error_response(StatusCode::BAD_GATEWAY, "provider_failed", &err.to_string());
-        }
-    };
+        .await?;
+    let site = state.sites().get(&site)?;
+    let manifest = site.manifest().await?.unwrap_or_default();
     let limit = query.limit.unwrap_or(1000).clamp(1, MAX_PAGE);
     let prefix = query.prefix.trim_start_matches('/');
     let start = match &query.cursor {
@@ -101,10 +84,10 @@ pub async fn list(
             value
         })
         .collect();
-    HttpResponse::Ok().json(json!({
-        "site": resolved.name,
+    Ok(HttpResponse::Ok().json(json!({
+        "site": site.name(),
         "total": manifest.assets.len(),
         "assets": assets,
         "next": next,
-    }))
+    })))
 }

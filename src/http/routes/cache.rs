@@ -2,8 +2,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::ApiError;
+use crate::api_keys::Scope;
 use crate::http::AppState;
-use crate::keys::Scope;
 
 /// Hits, misses, hit ratio, per-operation latency, bytes before and after compression,
 /// errors, fallbacks and outages of this app's cache (see
@@ -18,9 +19,7 @@ use crate::keys::Scope;
     ),
     security(("api_key" = []))
 )]
-pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if let Err(denied) = state.guard().check(&req, &[Scope::Read]).await {
-        return denied;
-    }
-    HttpResponse::Ok().json(state.cache().stats())
+pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.guard().check(&req, &[Scope::Read]).await?;
+    Ok(HttpResponse::Ok().json(state.cache().stats()))
 }

@@ -9,19 +9,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::error_response;
+use super::ApiError;
+use crate::api_keys::Scope;
 use crate::archive::{self, Limits};
 use crate::deploy::job::{DeployJob, DeployStatus, JobProgress};
 use crate::deploy::{DeployOptions, Deployer};
 use crate::http::AppState;
-use crate::keys::Scope;
 
 /// Query options of a deploy upload.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -74,22 +73,20 @@ pub async fn create(
     query: web::Query<DeployQuery>,
     mut payload: web::Payload,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let key = match state.guard().check(&req, &[Scope::Deploy]).await {
-        Ok(key) => key,
-        Err(denied) => return denied,
-    };
+) -> Result<HttpResponse, ApiError> {
+    let key = state.guard().check(&req, &[Scope::Deploy]).await?;
     let config = state.config();
-    if let Err(err) = config.site(&site) {
-        return error_response(StatusCode::NOT_FOUND, "unknown_site", &err.to_string());
-    }
+    state.sites().get(&site)?;
     let limit = config.server.max_upload_bytes;
-    let too_large = || {
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            &format!("uploads are limited to {limit} bytes (server.max_upload_bytes)"),
-        )
+    let too_large = || ApiError::TooLarge {
+        code: "body_too_large",
+        message: format!("uploads are limited to {limit} bytes (server.max_upload_bytes)"),
+    };
+    let cannot_store = |err: std::io::Error| {
+        tracing::error!(error = %err, "cannot store the upload");
+        ApiError::Storage {
+            message: "cannot store the upload".into(),
+        }
     };
     let declared = req
         .headers()
@@ -97,74 +94,39 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return too_large();
+        return Err(too_large());
     }
     let mut job = DeployJob::new(&site, query.dry_run, query.delete, 0, 0);
     let work = TempTree(config.data_dir.join("uploads").join(&job.id));
     let upload = work.0.join("upload");
     let target = work.0.join("site");
-    if let Err(err) = tokio::fs::create_dir_all(&target).await {
-        tracing::error!(error = %err, "cannot create the upload directory");
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot store the upload",
-        );
-    }
+    tokio::fs::create_dir_all(&target)
+        .await
+        .map_err(|err| ApiError::internal("cannot store the upload", &err))?;
     // Stream the body to disk, counting.
-    let mut file = match tokio::fs::File::create(&upload).await {
-        Ok(file) => file,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot store the upload");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "cannot store the upload",
-            );
-        }
-    };
+    let mut file = tokio::fs::File::create(&upload)
+        .await
+        .map_err(|err| ApiError::internal("cannot store the upload", &err))?;
     let mut received: u64 = 0;
     while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(err) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
-                    &format!("reading the upload: {err}"),
-                );
-            }
-        };
+        let chunk = chunk.map_err(|err| {
+            ApiError::bad_request("bad_body", format!("reading the upload: {err}"))
+        })?;
         received += chunk.len() as u64;
         if received > limit {
-            return too_large();
+            return Err(too_large());
         }
-        if let Err(err) = file.write_all(&chunk).await {
-            tracing::error!(error = %err, "cannot store the upload");
-            return error_response(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage",
-                "cannot store the upload",
-            );
-        }
+        file.write_all(&chunk).await.map_err(cannot_store)?;
     }
-    metrics::counter!(crate::http::prometheus::names::UPLOAD_BYTES, "site" => site.to_string())
+    metrics::counter!(crate::metric_names::http::UPLOAD_BYTES, "site" => site.to_string())
         .increment(received);
     if received == 0 {
-        return error_response(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "empty_body",
             "send the site as a tar, tar.gz or tar.zst body",
-        );
+        ));
     }
-    if let Err(err) = file.flush().await {
-        tracing::error!(error = %err, "cannot store the upload");
-        return error_response(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "storage",
-            "cannot store the upload",
-        );
-    }
+    file.flush().await.map_err(cannot_store)?;
     drop(file);
     let limits = Limits {
         max_files: config.server.max_upload_files,
@@ -174,31 +136,19 @@ pub async fn create(
     let (from, into) = (upload.clone(), target.clone());
     let extracted =
         tokio::task::spawn_blocking(move || archive::extract(&from, &into, &limits)).await;
-    let extracted = match extracted {
-        Ok(Ok(extracted)) => extracted,
-        Ok(Err(err)) => {
-            return error_response(StatusCode::BAD_REQUEST, "bad_archive", &err.to_string());
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "extraction task failed");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "extraction failed",
-            );
-        }
-    };
+    let extracted = extracted
+        .map_err(|err| ApiError::internal("extraction failed", &err))?
+        .map_err(|err| ApiError::bad_request("bad_archive", err.to_string()))?;
     let _ = tokio::fs::remove_file(&upload).await;
     job.files = extracted.files;
     job.bytes = extracted.bytes;
     let store = state.job_store().clone();
-    if let Err(err) = store.save_value(&job.id, &job, true).await {
+    if let Err(err) = store.save(&job).await {
         tracing::error!(error = %err, "cannot record the deploy job");
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(ApiError::unavailable(
             "jobs_unavailable",
             "the deploy job cannot be recorded right now; nothing was deployed",
-        );
+        ));
     }
     state.guard().audit(
         &req,
@@ -221,7 +171,7 @@ pub async fn create(
     state
         .jobs()
         .spawn(run(state.get_ref().clone(), options, progress, work));
-    accepted
+    Ok(accepted)
 }
 
 /// Runs the deploy, saving the job's progress every second; removes the upload's
@@ -235,20 +185,15 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
         tokio::spawn(async move {
             loop {
                 let job = progress.snapshot();
-                if let Err(err) = store.save_value(&job.id, &job, false).await {
+                if let Err(err) = store.save(&job).await {
                     tracing::warn!(error = %err, "cannot save deploy progress");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
     };
-    let result = match Deployer::new(state.config(), &site) {
-        Ok(deployer) => {
-            deployer
-                .with_cache(state.cache().clone())
-                .run(&options, Arc::new(progress.clone()))
-                .await
-        }
+    let result = match Deployer::new(state.sites(), &site) {
+        Ok(deployer) => deployer.run(&options, Arc::new(progress.clone())).await,
         Err(err) => Err(err),
     };
     saver.abort();
@@ -271,8 +216,8 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
             job.error = Some(err.to_string());
         }
     }
-    job.updated_at = crate::purge::job::unix_now();
-    if let Err(err) = store.save_value(&job.id, &job, false).await {
+    job.updated_at = crate::jobs::unix_now();
+    if let Err(err) = store.save(&job).await {
         tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
     }
 }
@@ -295,13 +240,10 @@ pub async fn status(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Err(denied) = state
+) -> Result<HttpResponse, ApiError> {
+    state
         .guard()
         .check(&req, &[Scope::Deploy, Scope::Read])
-        .await
-    {
-        return denied;
-    }
-    super::job_response::<DeployJob>(state.job_store(), &id, "deploy", 'd').await
+        .await?;
+    super::job_response::<DeployJob>(state.job_store(), &id).await
 }

@@ -2,6 +2,7 @@
 //! cache layer, and each configured site's provider).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -10,8 +11,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cache::Health;
-use crate::config::{Config, ConfigError};
 use crate::http::AppState;
+use crate::site::{ProviderKind, Sites};
 
 /// How long a provider probe's answer is reused: load balancers may poll `/readyz`
 /// every second without every poll reaching the provider.
@@ -43,29 +44,33 @@ pub struct ProbeResult {
 /// Each configured site's provider, and its recent probe results.
 #[derive(Debug)]
 pub struct ProviderProbes {
-    providers: BTreeMap<String, (String, SharedProvider)>,
+    providers: BTreeMap<String, (ProviderKind, SharedProvider)>,
     manifest_key: String,
-    origin_site: String,
+    origin_site: Option<String>,
     results: moka::future::Cache<String, ProbeResult>,
 }
 
 impl ProviderProbes {
-    /// The providers of every configured site (clients connect on first use).
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let mut providers = BTreeMap::new();
-        for name in config.site_names() {
-            let site = config.site(&name)?;
-            let provider = crate::deploy::open_provider(&site);
-            providers.insert(name, (site.provider.clone(), provider));
-        }
-        Ok(Self {
+    /// The providers of every site in the registry (without retries: a probe wants one
+    /// quick answer); `origin_site` is the one readiness depends on.
+    pub fn new(sites: &Sites, origin_site: Option<&str>) -> Self {
+        let providers = sites
+            .iter()
+            .map(|site| {
+                (
+                    site.name().to_string(),
+                    (site.kind(), Arc::clone(site.unwrapped_provider())),
+                )
+            })
+            .collect();
+        Self {
             providers,
-            manifest_key: config.deploy.manifest_key.clone(),
-            origin_site: config.server.origin_site.clone(),
+            manifest_key: sites.config().deploy.manifest_key.clone(),
+            origin_site: origin_site.map(str::to_owned),
             results: moka::future::Cache::builder()
                 .time_to_live(PROBE_TTL)
                 .build(),
-        })
+        }
     }
 
     /// Probes every provider at once (answers younger than [`PROBE_TTL`] are reused;
@@ -74,11 +79,11 @@ impl ProviderProbes {
     pub async fn check(&self) -> BTreeMap<String, ProbeResult> {
         let mut probes = tokio::task::JoinSet::new();
         for (site, (kind, provider)) in &self.providers {
-            let (site, kind, provider) = (site.clone(), kind.clone(), provider.clone());
+            let (site, kind, provider) = (site.clone(), *kind, provider.clone());
             let (results, key) = (self.results.clone(), self.manifest_key.clone());
             probes.spawn(async move {
                 let result = results
-                    .get_with_by_ref(&site, probe(&site, &kind, &provider, &key))
+                    .get_with_by_ref(&site, probe(&site, kind, &provider, &key))
                     .await;
                 (site, result)
             });
@@ -93,14 +98,14 @@ impl ProviderProbes {
     }
 
     /// The site the origin serves: the one provider readiness depends on.
-    pub fn origin_site(&self) -> &str {
-        &self.origin_site
+    pub fn origin_site(&self) -> Option<&str> {
+        self.origin_site.as_deref()
     }
 }
 
 async fn probe(
     site: &str,
-    kind: &str,
+    kind: ProviderKind,
     provider: &SharedProvider,
     manifest_key: &str,
 ) -> ProbeResult {
@@ -122,7 +127,7 @@ async fn probe(
         } else {
             "unreachable"
         },
-        provider: kind.to_owned(),
+        provider: kind.to_string(),
         reason,
     }
 }
@@ -158,7 +163,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let Some(reason) = result.reason else {
             continue;
         };
-        if site == probes.origin_site() {
+        if Some(site.as_str()) == probes.origin_site() {
             if problem.is_none() {
                 problem = Some((format!("provider:{site}"), reason.to_owned()));
             }

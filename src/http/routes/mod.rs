@@ -10,23 +10,8 @@ pub mod origin;
 pub mod purge;
 
 use actix_web::HttpResponse;
-use serde::Serialize;
 
-/// The one JSON error shape: `{ "error": { "code", "message" } }`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// The inside of [`ErrorBody`].
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// A stable, machine-readable code (`unauthorized`, `rate_limited`, `bad_json`, …).
-    pub code: String,
-    /// What happened and what to do, for people.
-    pub message: String,
-}
+pub use super::error::{ApiError, ErrorBody, ErrorDetail, error_response};
 
 /// The answers every authenticated route may give, for the OpenAPI document.
 #[derive(Debug, utoipa::IntoResponses)]
@@ -45,68 +30,25 @@ pub enum AuthErrors {
     TooManyRequests(ErrorBody),
 }
 
-/// Answers with [`ErrorBody`].
-pub fn error_response(
-    status: actix_web::http::StatusCode,
-    code: &str,
-    message: &str,
-) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
-        error: ErrorDetail {
-            code: code.to_owned(),
-            message: message.to_owned(),
-        },
-    })
-}
-
 /// Any `/v1` path no route claims.
-pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
-    error_response(
-        actix_web::http::StatusCode::NOT_FOUND,
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(
         "not_found",
-        &format!("no API route {} {}", req.method(), req.path()),
-    )
+        format!("no API route {} {}", req.method(), req.path()),
+    ))
 }
 
-/// Answers with a stored job (`kind` is `purge` or `deploy`, for messages; its ids start
-/// with `prefix`): 200 with the job, 404 unknown (or expired), 400 not an id of that kind,
-/// 503 when jobs cannot be read.
-pub(crate) async fn job_response<T>(
-    store: &crate::purge::job::JobStore,
+/// Answers with a stored job of kind `J`: 200 with the job, 404 unknown (or expired),
+/// 400 not an id of that kind, 503 when jobs cannot be read.
+pub(crate) async fn job_response<J: crate::jobs::Job>(
+    store: &crate::jobs::JobStore,
     id: &str,
-    kind: &str,
-    prefix: char,
-) -> HttpResponse
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-{
-    use actix_web::http::StatusCode;
-    if !id.starts_with(prefix) {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            &format!("not a {kind} job id"),
-        );
-    }
-    match store.load_value::<T>(id).await {
-        Ok(Some(job)) => HttpResponse::Ok().json(&job),
-        Ok(None) => error_response(
-            StatusCode::NOT_FOUND,
+) -> Result<HttpResponse, ApiError> {
+    match store.load::<J>(id).await? {
+        Some(job) => Ok(HttpResponse::Ok().json(&job)),
+        None => Err(ApiError::not_found(
             "not_found",
-            &format!("no {kind} job `{id}` (jobs are kept 7 days)"),
-        ),
-        Err(crate::purge::job::JobError::BadId(_)) => error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            &format!("not a {kind} job id"),
-        ),
-        Err(err) => {
-            tracing::error!(error = %err, "job store");
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "jobs_unavailable",
-                &format!("{kind} jobs cannot be read right now"),
-            )
-        }
+            format!("no {} job `{id}` (jobs are kept 7 days)", J::KIND.name()),
+        )),
     }
 }

@@ -19,11 +19,11 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use super::error_response;
-use crate::http::AppState;
 use crate::http::origin::body::{FileBody, HeadBody, Loaded};
 use crate::http::origin::conditional::{self, RangeAnswer, Validators};
 use crate::http::origin::negotiate::{AcceptedEncodings, Coding};
 use crate::http::origin::{AssetRef, Origin, Snapshot};
+use crate::http::{AppState, OriginSite};
 use crate::pipeline::classify;
 
 /// The environment variable that adds the benchmark's baseline route.
@@ -45,12 +45,19 @@ pub async fn bench_hello() -> &'static str {
 
 /// Serves `GET`/`HEAD` for any path not claimed by another route.
 pub async fn serve_file(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let response = respond(&req, &state).await;
-    state.origin().stats().record_status(response.status());
+    let Some(site) = state.origin_site() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "no_origin_site",
+            "this service serves no site: several sites are configured and none is `default`; set server.origin_site",
+        );
+    };
+    let response = respond(&req, site).await;
+    site.origin().stats().record_status(response.status());
     response
 }
 
-async fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
+async fn respond(req: &HttpRequest, site: &OriginSite) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -72,12 +79,12 @@ async fn respond(req: &HttpRequest, state: &AppState) -> HttpResponse {
     if hidden(&public_path) {
         return not_found(&public_path);
     }
-    let origin = state.origin();
+    let origin = site.origin();
     let snapshot = origin.snapshot().await;
     if let Some(asset) = snapshot.find(&public_path) {
         return serve_asset(req, origin, &snapshot, asset).await;
     }
-    serve_unlisted(req, state, &public_path).await
+    serve_unlisted(req, site, &public_path).await
 }
 
 /// Serves an asset of the manifest.
@@ -242,12 +249,12 @@ fn read_failed(path: &str, err: &std::io::Error) -> HttpResponse {
 }
 
 /// Serves a file that is not in the manifest as it is, with the current rules' headers.
-async fn serve_unlisted(req: &HttpRequest, state: &AppState, public_path: &str) -> HttpResponse {
-    let Some(file) = resolve(state.origin_root(), public_path) else {
-        if !state.origin_root().is_dir() {
+async fn serve_unlisted(req: &HttpRequest, site: &OriginSite, public_path: &str) -> HttpResponse {
+    let Some(file) = resolve(site.root(), public_path) else {
+        if !site.root().is_dir() {
             let message = format!(
                 "no asset at /{public_path}: the site has no files yet (its root {} does not exist)",
-                state.origin_root().display()
+                site.root().display()
             );
             return error_response(StatusCode::NOT_FOUND, "not_found", &message);
         }
@@ -259,13 +266,13 @@ async fn serve_unlisted(req: &HttpRequest, state: &AppState, public_path: &str) 
         Err(err) => return read_failed(public_path, &err),
     };
     let served_path = file
-        .strip_prefix(state.origin_root())
+        .strip_prefix(site.root())
         .ok()
         .and_then(Path::to_str)
         .unwrap_or(public_path)
         .replace(std::path::MAIN_SEPARATOR, "/");
     let kind = classify::classify(&served_path, &bytes[..bytes.len().min(512)]);
-    let rule = state.origin_rules().resolve(&served_path, kind);
+    let rule = site.rules().resolve(&served_path, kind);
     let mut response = HttpResponse::Ok();
     response
         .insert_header((header::CONTENT_TYPE, rule.content_type))
@@ -278,8 +285,7 @@ async fn serve_unlisted(req: &HttpRequest, state: &AppState, public_path: &str) 
     } else {
         bytes.len() as u64
     };
-    state
-        .origin()
+    site.origin()
         .stats()
         .record_sent(Coding::Identity, sent, sent);
     // For HEAD, actix sends the same headers (Content-Length included) and drops the body.

@@ -1,16 +1,15 @@
 //! `POST /v1/sites/{site}/purges` and `GET /v1/purges/{id}`: the purge engine over HTTP,
 //! the same plan, jobs and limits as `edgeship purge`.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error_response;
+use super::ApiError;
+use crate::api_keys::Scope;
 use crate::http::AppState;
-use crate::keys::Scope;
 use crate::purge::job::{self, RunOptions};
-use crate::purge::{PurgeError, prepare};
+use crate::purge::prepare;
 
 /// The body of a purge request.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -27,39 +26,6 @@ pub struct PurgeBody {
     /// Answer when the provider reports the purge done (200), not at once (202).
     #[serde(default)]
     pub wait: bool,
-}
-
-/// Maps a preparation error to its HTTP answer.
-pub(crate) fn purge_error(err: &PurgeError) -> HttpResponse {
-    match err {
-        PurgeError::NoPatterns => error_response(
-            StatusCode::BAD_REQUEST,
-            "no_patterns",
-            "`patterns` must name at least one pattern",
-        ),
-        PurgeError::Pattern(err) => HttpResponse::BadRequest().json(json!({
-            "error": {
-                "code": "bad_pattern",
-                "message": err.to_string(),
-                "pattern": err.pattern.chars().take(200).collect::<String>(),
-                "position": err.position,
-            }
-        })),
-        PurgeError::Config(crate::config::ConfigError::UnknownSite { .. }) => {
-            error_response(StatusCode::NOT_FOUND, "unknown_site", &err.to_string())
-        }
-        PurgeError::Manifest(_) => {
-            error_response(StatusCode::BAD_GATEWAY, "provider_failed", &err.to_string())
-        }
-        other => {
-            tracing::error!(error = %other, "purge preparation failed");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the purge could not be prepared; see the service log",
-            )
-        }
-    }
 }
 
 /// Plans and starts a purge. 202 with the job (it runs in the background), 200 with the
@@ -86,55 +52,46 @@ pub async fn create(
     site: web::Path<String>,
     body: web::Json<PurgeBody>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let key = match state.guard().check(&req, &[Scope::Purge]).await {
-        Ok(key) => key,
-        Err(denied) => return denied,
-    };
+) -> Result<HttpResponse, ApiError> {
+    let key = state.guard().check(&req, &[Scope::Purge]).await?;
     let body = body.into_inner();
-    let store = state.job_store().clone();
-    let prepared = match prepare(state.config(), store, &site, &body.patterns, body.confirm).await {
-        Ok(prepared) => prepared,
-        Err(err) => return purge_error(&err),
-    };
+    let prepared = prepare(state.sites(), &site, &body.patterns, body.confirm).await?;
     if body.dry_run {
-        return HttpResponse::Ok().json(&prepared.plan);
+        return Ok(HttpResponse::Ok().json(&prepared.plan));
     }
     if let Some(reason) = &prepared.plan.needs_confirmation {
-        return error_response(
-            StatusCode::CONFLICT,
-            "confirmation_required",
-            &format!("this purge needs `\"confirm\": true`: {reason}"),
-        );
+        return Err(ApiError::Conflict {
+            code: "confirmation_required",
+            message: format!("this purge needs `\"confirm\": true`: {reason}"),
+        });
     }
     let mut job = prepared.job("api");
     state.guard().audit(
         &req,
         &key,
         "purge.start",
-        Some(&prepared.site),
+        Some(prepared.site.name()),
         json!({ "job": job.id, "patterns": body.patterns, "items": prepared.plan.cost.items }),
     );
     if let Err(err) = prepared.store.save(&job).await {
         tracing::error!(error = %err, "cannot record the purge job");
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(ApiError::unavailable(
             "jobs_unavailable",
             "the purge job cannot be recorded right now; nothing was purged",
-        );
+        ));
     }
     let options = RunOptions::from_config(&state.config().purge, body.wait);
     if body.wait {
-        job::run(&prepared.provider, &prepared.store, &mut job, &options).await;
-        return HttpResponse::Ok().json(&job);
+        job::run(prepared.provider(), &prepared.store, &mut job, &options).await;
+        return Ok(HttpResponse::Ok().json(&job));
     }
     let accepted = HttpResponse::Accepted()
         .insert_header(("Location", format!("/v1/purges/{}", job.id)))
         .json(&job);
     state.jobs().spawn(async move {
-        job::run(&prepared.provider, &prepared.store, &mut job, &options).await;
+        job::run(prepared.provider(), &prepared.store, &mut job, &options).await;
     });
-    accepted
+    Ok(accepted)
 }
 
 /// A purge job by id.
@@ -155,13 +112,10 @@ pub async fn status(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Err(denied) = state
+) -> Result<HttpResponse, ApiError> {
+    state
         .guard()
         .check(&req, &[Scope::Purge, Scope::Read])
-        .await
-    {
-        return denied;
-    }
-    super::job_response::<crate::purge::job::PurgeJob>(state.job_store(), &id, "purge", 'p').await
+        .await?;
+    super::job_response::<crate::purge::job::PurgeJob>(state.job_store(), &id).await
 }

@@ -11,23 +11,40 @@ use lightningcss::printer::PrinterOptions;
 use lightningcss::stylesheet::{MinifyOptions, ParserOptions, StyleSheet};
 use lightningcss::targets::{Browsers, Targets};
 
+use super::MinifyError;
+
 /// Browser names lightningcss understands.
 const BROWSERS: [&str; 9] = [
     "android", "chrome", "edge", "firefox", "ie", "ios_saf", "opera", "safari", "samsung",
 ];
 
+/// A `pipeline.css_targets` entry lightningcss cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// Not a browser lightningcss knows.
+    #[error("unknown browser `{0}` (known: {known})", known = BROWSERS.join(", "))]
+    UnknownBrowser(String),
+    /// The version is not `major[.minor[.patch]]`.
+    #[error("`{browser} = \"{version}\"`: expected a version like \"15.4\"")]
+    BadVersion {
+        /// The browser.
+        browser: String,
+        /// What was given.
+        version: String,
+    },
+}
+
 /// Validates `pipeline.css_targets` (`{ chrome = "100", safari = "15.4" }`) into a sorted
 /// list of (browser, version) pairs.
-pub fn parse_targets(map: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, String> {
+pub fn parse_targets(map: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, TargetError> {
     for (browser, version) in map {
         if !BROWSERS.contains(&browser.as_str()) {
-            return Err(format!(
-                "unknown browser `{browser}` (known: {})",
-                BROWSERS.join(", ")
-            ));
+            return Err(TargetError::UnknownBrowser(browser.clone()));
         }
-        encode_version(version).ok_or_else(|| {
-            format!("`{browser} = \"{version}\"`: expected a version like \"15.4\"")
+        encode_version(version).ok_or_else(|| TargetError::BadVersion {
+            browser: browser.clone(),
+            version: version.clone(),
         })?;
     }
     Ok(map.iter().map(|(b, v)| (b.clone(), v.clone())).collect())
@@ -68,35 +85,36 @@ fn targets(pairs: &[(String, String)]) -> Targets {
     Targets::from(browsers)
 }
 
-/// Minifies a stylesheet. Errors are human-readable reasons.
+/// Minifies a stylesheet; the error says which step failed.
 pub fn minify(
     source: &str,
     file_name: &str,
     css_targets: &[(String, String)],
-) -> Result<String, String> {
+) -> Result<String, MinifyError> {
     let targets = targets(css_targets);
     let options = ParserOptions {
         filename: file_name.to_string(),
         ..ParserOptions::default()
     };
-    let mut sheet = StyleSheet::parse(source, options).map_err(|e| format!("syntax error: {e}"))?;
+    let mut sheet =
+        StyleSheet::parse(source, options).map_err(|e| MinifyError::Syntax(e.to_string()))?;
     sheet
         .minify(MinifyOptions {
             targets,
             ..MinifyOptions::default()
         })
-        .map_err(|e| format!("minifier error: {e}"))?;
+        .map_err(|e| MinifyError::Minifier(e.to_string()))?;
     let printed = sheet
         .to_css(PrinterOptions {
             minify: true,
             targets,
             ..PrinterOptions::default()
         })
-        .map_err(|e| format!("printer error: {e}"))?;
+        .map_err(|e| MinifyError::Printer(e.to_string()))?;
     let code = restore_header(source, printed.code);
     // The guard's re-parse, strict (no error recovery).
     StyleSheet::parse(&code, ParserOptions::default())
-        .map_err(|e| format!("minified output does not parse: {e}"))?;
+        .map_err(|e| MinifyError::OutputUnparsable(e.to_string()))?;
     Ok(code)
 }
 
@@ -181,13 +199,21 @@ mod tests {
 
     #[test]
     fn broken_css_is_an_error_and_bad_targets_are_named() {
-        let err = minify("a {{ color: red }", "a.css", &[]).unwrap_err();
+        let err = minify("a {{ color: red }", "a.css", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("syntax error"), "{err}");
-        let err = minify(".a { color: red; } }", "a.css", &[]).unwrap_err();
+        let err = minify(".a { color: red; } }", "a.css", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("syntax error"), "{err}");
-        let err = parse_targets(&BTreeMap::from([("netscape".into(), "4".into())])).unwrap_err();
+        let err = parse_targets(&BTreeMap::from([("netscape".into(), "4".into())]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("netscape"), "{err}");
-        let err = parse_targets(&BTreeMap::from([("chrome".into(), "new".into())])).unwrap_err();
+        let err = parse_targets(&BTreeMap::from([("chrome".into(), "new".into())]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chrome"), "{err}");
     }
 }

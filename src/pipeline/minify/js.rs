@@ -12,6 +12,8 @@ use oxc_minifier::{CompressOptions, MangleOptions, Minifier, MinifierOptions};
 use oxc_parser::Parser;
 use oxc_span::SourceType;
 
+use super::MinifyError;
+
 /// How a JavaScript file is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsMode {
@@ -45,20 +47,20 @@ impl JsMode {
     }
 }
 
-/// Minifies JavaScript source. Errors are human-readable reasons (syntax errors in the
-/// input, or output that fails to parse again).
-pub fn minify(source: &str, mode: JsMode) -> Result<String, String> {
+/// Minifies JavaScript source. Errors say why (syntax errors in the input, or output
+/// that fails to parse again).
+pub fn minify(source: &str, mode: JsMode) -> Result<String, MinifyError> {
     let allocator = Allocator::default();
     let parsed = Parser::new(&allocator, source, mode.source_type()).parse();
     if parsed.panicked || parsed.diagnostics.has_errors() {
-        return Err(format!(
-            "syntax error: {}",
-            first_error(&parsed.diagnostics, source)
-        ));
+        return Err(MinifyError::Syntax(first_error(
+            &parsed.diagnostics,
+            source,
+        )));
     }
     let semantic_errors = semantic_errors(&parsed.program, source);
     if let Some(error) = semantic_errors {
-        return Err(format!("syntax error: {error}"));
+        return Err(MinifyError::Syntax(error));
     }
     let mut program = parsed.program;
     // For `Detect` the parser has resolved the kind: module or classic script.
@@ -92,17 +94,17 @@ pub fn minify(source: &str, mode: JsMode) -> Result<String, String> {
 }
 
 /// The guard's re-parse: the output must parse, in the same mode, without errors.
-fn verify(code: &str, source_type: SourceType) -> Result<(), String> {
+fn verify(code: &str, source_type: SourceType) -> Result<(), MinifyError> {
     let allocator = Allocator::default();
     let parsed = Parser::new(&allocator, code, source_type).parse();
     if parsed.panicked || parsed.diagnostics.has_errors() {
-        return Err(format!(
-            "minified output does not parse: {}",
-            first_error(&parsed.diagnostics, code)
-        ));
+        return Err(MinifyError::OutputUnparsable(first_error(
+            &parsed.diagnostics,
+            code,
+        )));
     }
     if let Some(error) = semantic_errors(&parsed.program, code) {
-        return Err(format!("minified output is invalid: {error}"));
+        return Err(MinifyError::OutputInvalid(error));
     }
     Ok(())
 }
@@ -179,7 +181,10 @@ mod tests {
     #[test]
     fn syntax_errors_are_reported() {
         let err = minify("var ok = 1;\nfunction (", JsMode::Detect).unwrap_err();
-        assert_eq!(err, "syntax error: Expected function name at 2:10");
+        assert_eq!(
+            err.to_string(),
+            "syntax error: Expected function name at 2:10"
+        );
         let err = minify(
             "await x; import a from 'b'; let a = 1; let a = 2;",
             JsMode::Module,

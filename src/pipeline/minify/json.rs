@@ -6,9 +6,11 @@
 
 use serde::de::IgnoredAny;
 
-/// Compacts a JSON document. Errors are human-readable reasons.
-pub fn minify(source: &str) -> Result<String, String> {
-    serde_json::from_str::<IgnoredAny>(source).map_err(|e| format!("syntax error: {e}"))?;
+use super::MinifyError;
+
+/// Compacts a JSON document; invalid JSON is [`MinifyError::Syntax`].
+pub fn minify(source: &str) -> Result<String, MinifyError> {
+    serde_json::from_str::<IgnoredAny>(source).map_err(|e| MinifyError::Syntax(e.to_string()))?;
     let mut out = String::with_capacity(source.len());
     let mut in_string = false;
     let mut escaped = false;
@@ -48,7 +50,12 @@ mod tests {
 
     #[test]
     fn invalid_json_is_an_error() {
-        assert!(minify("{\"a\": }").unwrap_err().starts_with("syntax error"));
+        assert!(
+            minify("{\"a\": }")
+                .unwrap_err()
+                .to_string()
+                .starts_with("syntax error")
+        );
     }
 
     proptest! {

@@ -65,6 +65,31 @@ pub struct MinifySettings {
     pub css_targets: Vec<(String, String)>,
 }
 
+/// Why a minifier's output is not shipped (the guard ships the original instead, with
+/// this as the file's warning).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MinifyError {
+    /// The input does not parse.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// The input parsed but the minifier failed on it.
+    #[error("minifier error: {0}")]
+    Minifier(String),
+    /// The minified tree could not be printed.
+    #[error("printer error: {0}")]
+    Printer(String),
+    /// The guard's re-parse of the output failed.
+    #[error("minified output does not parse: {0}")]
+    OutputUnparsable(String),
+    /// The output parses but has errors the input did not (redeclarations, …).
+    #[error("minified output is invalid: {0}")]
+    OutputInvalid(String),
+    /// The minifier panicked (caught; the file ships unchanged).
+    #[error("minifier panicked: {0}")]
+    Panicked(String),
+}
+
 /// Minifies `source` according to `kind`, behind the guard. Returns the bytes to ship
 /// (`None` means ship the original) and the outcome. `forced` (a rule saying
 /// `minify = true`) minifies even `*.min.*` files and kinds turned off globally.
@@ -119,7 +144,7 @@ pub fn minify(
         _ => json::minify(text),
     });
     match result {
-        Err(reason) => fallback(reason),
+        Err(reason) => fallback(reason.to_string()),
         Ok(out) if out.len() >= source.len() => fallback(format!(
             "no size win ({} bytes minified vs {} original)",
             out.len(),
@@ -167,8 +192,8 @@ thread_local! {
 
 static QUIET_HOOK: Once = Once::new();
 
-/// Runs `f`, turning a panic into an error message.
-fn catch_panic<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+/// Runs `f`, turning a panic into [`MinifyError::Panicked`].
+fn catch_panic<T>(f: impl FnOnce() -> Result<T, MinifyError>) -> Result<T, MinifyError> {
     QUIET_HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
@@ -182,10 +207,7 @@ fn catch_panic<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     IN_GUARD.with(|g| g.set(false));
     match result {
         Ok(result) => result,
-        Err(payload) => Err(format!(
-            "minifier panicked: {}",
-            panic_message(payload.as_ref())
-        )),
+        Err(payload) => Err(MinifyError::Panicked(panic_message(payload.as_ref()))),
     }
 }
 
@@ -278,7 +300,7 @@ mod tests {
 
     #[test]
     fn panics_become_errors() {
-        let result: Result<(), String> = catch_panic(|| panic!("boom"));
-        assert_eq!(result.unwrap_err(), "minifier panicked: boom");
+        let result: Result<(), MinifyError> = catch_panic(|| panic!("boom"));
+        assert_eq!(result.unwrap_err().to_string(), "minifier panicked: boom");
     }
 }

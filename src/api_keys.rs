@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheError};
-use crate::config::Config;
+use crate::home::StateHome;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,7 +149,13 @@ pub enum KeyError {
     /// No key with this id.
     #[error("no API key `{0}`")]
     NotFound(String),
+    /// The key's name is empty, too long or has control characters.
+    #[error("a key needs a name of 1 to {MAX_NAME} printable characters (got {0:?})")]
+    BadName(String),
 }
+
+/// The longest key name.
+pub const MAX_NAME: usize = 100;
 
 /// A new key and its token (shown once, never stored).
 #[derive(Debug, Clone)]
@@ -186,17 +192,13 @@ pub enum KeyStore {
 const INDEX: &str = "apikeys";
 
 impl KeyStore {
-    /// The store `config` implies: the cache layer when Redis is configured, the key
-    /// file under the data directory otherwise.
-    pub fn for_config(config: &Config, cache: Option<&Cache>) -> Result<Self, KeyError> {
-        Ok(if config.cache.redis_url.is_some() {
-            match cache {
-                Some(cache) => Self::Cache(cache.clone()),
-                None => Self::Cache(Cache::from_config(&config.cache)?),
-            }
-        } else {
-            Self::file(config.data_dir.join("keys.json"))
-        })
+    /// The store in the process's state home: the cache layer with Redis, else the key
+    /// file `<data_dir>/keys.json`.
+    pub fn new(home: &StateHome) -> Self {
+        match home {
+            StateHome::Cache(cache) => Self::Cache(cache.clone()),
+            StateHome::Dir(dir) => Self::file(dir.join("keys.json")),
+        }
     }
 
     /// A store in the JSON file at `path`.
@@ -215,13 +217,18 @@ impl KeyStore {
         expires_at: Option<u64>,
         allow_ips: Vec<IpNet>,
     ) -> Result<CreatedKey, KeyError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
+        {
+            return Err(KeyError::BadName(name.to_string()));
+        }
         let id = random_hex(6)?;
         let secret = random_hex(32)?;
         let key = ApiKey {
             id: id.clone(),
             name: name.to_string(),
             scopes,
-            created_at: crate::purge::job::unix_now(),
+            created_at: crate::jobs::unix_now(),
             expires_at,
             revoked_at: None,
             allow_ips,
@@ -241,7 +248,7 @@ impl KeyStore {
             .await?
             .ok_or_else(|| KeyError::NotFound(id.to_string()))?;
         if key.revoked_at.is_none() {
-            key.revoked_at = Some(crate::purge::job::unix_now());
+            key.revoked_at = Some(crate::jobs::unix_now());
             self.put(&key).await?;
         }
         Ok(key)
@@ -293,7 +300,7 @@ impl KeyStore {
 
     /// Whether any key is usable now (the service creates an admin key when none is).
     pub async fn has_usable_key(&self) -> Result<bool, KeyError> {
-        let now = crate::purge::job::unix_now();
+        let now = crate::jobs::unix_now();
         Ok(self.list().await?.iter().any(|k| k.unusable(now).is_none()))
     }
 

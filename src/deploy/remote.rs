@@ -1,0 +1,135 @@
+//! What the site holds before a deploy: its manifest, whether the last deploy was
+//! interrupted, and — where the manifest cannot say — which objects are stored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use edgeship_providers::{ObjectMeta, ProviderError, ProviderExt, SharedProvider};
+
+use super::DeployError;
+use super::adaptive::AdaptiveLimit;
+use super::plan::{DesiredObject, Plan};
+use crate::pipeline::ProcessedAsset;
+use crate::pipeline::manifest::Manifest;
+use crate::site::Site;
+
+/// The key of the marker a deploy stores while it runs; finding it means the last deploy
+/// was interrupted.
+pub const IN_PROGRESS_KEY: &str = ".edgeship/deploy-in-progress";
+
+/// The site's state as read before planning.
+#[derive(Debug, Default)]
+pub struct RemoteState {
+    /// The stored manifest; `None` for a first deploy (or objects put there by others).
+    pub manifest: Option<Manifest>,
+    /// An interrupted deploy left its marker.
+    pub interrupted: bool,
+}
+
+impl RemoteState {
+    /// Reads the manifest (through the cache layer) and the in-progress marker.
+    pub async fn load(site: &Site) -> Result<Self, DeployError> {
+        let manifest = site.manifest().await?;
+        let interrupted = site.provider().get_opt(IN_PROGRESS_KEY).await?.is_some();
+        Ok(Self {
+            manifest,
+            interrupted,
+        })
+    }
+
+    /// Whether the manifest already describes exactly `assets` and no deploy was
+    /// interrupted: then there is nothing to upload, delete or purge, since the manifest
+    /// never names an object that is not stored.
+    pub fn is_current(&self, assets: &[ProcessedAsset]) -> bool {
+        let Some(remote) = &self.manifest else {
+            return false;
+        };
+        !self.interrupted
+            && assets.len() == remote.assets.len()
+            && assets
+                .iter()
+                .all(|a| remote.assets.get(&a.path) == Some(&a.manifest_entry()))
+    }
+}
+
+/// Objects known to be stored beyond what the manifest says, and stale keys found by
+/// listing.
+#[derive(Debug, Default)]
+pub struct StoredObjects {
+    /// Key → stored metadata (its hash decides whether an upload is needed).
+    pub stored: BTreeMap<String, ObjectMeta>,
+    /// Keys listed on a site without a manifest that the deploy does not want.
+    pub listed_stale: Vec<String>,
+}
+
+/// What is stored where the manifest cannot tell: without a manifest, the whole listing
+/// (objects put there by other tools, or a first deploy); after an interrupted deploy,
+/// a `HEAD` of each planned upload, so a rerun uploads only what is missing.
+pub async fn stored_objects(
+    site: &Site,
+    remote: &RemoteState,
+    desired: &[DesiredObject],
+    limit: &Arc<AdaptiveLimit>,
+) -> Result<StoredObjects, DeployError> {
+    let provider = site.provider();
+    let mut found = StoredObjects::default();
+    match &remote.manifest {
+        None => {
+            let desired_keys: BTreeSet<&str> = desired.iter().map(|o| o.key.as_str()).collect();
+            for meta in provider.list_all("").await? {
+                if meta.key.starts_with(".edgeship/") {
+                    continue;
+                }
+                if !desired_keys.contains(meta.key.as_str()) {
+                    found.listed_stale.push(meta.key.clone());
+                }
+                found.stored.insert(meta.key.clone(), meta);
+            }
+        }
+        Some(manifest) if remote.interrupted => {
+            tracing::info!(site = %site.name(), "the last deploy was interrupted; checking what it already uploaded");
+            let candidates = Plan::build(desired.to_vec(), manifest, &BTreeMap::new()).uploads;
+            found.stored = head_all(
+                provider,
+                limit,
+                candidates.into_iter().map(|u| u.object.key).collect(),
+            )
+            .await?;
+        }
+        Some(_) => {}
+    }
+    Ok(found)
+}
+
+/// `HEAD`s `keys` within the deploy's concurrency; missing and unknown ones are left out
+/// (uploading again is always safe), a fatal error stops.
+async fn head_all(
+    provider: &SharedProvider,
+    limit: &Arc<AdaptiveLimit>,
+    keys: Vec<String>,
+) -> Result<BTreeMap<String, ObjectMeta>, DeployError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for key in keys {
+        let provider = Arc::clone(provider);
+        // Wait here, not in the task: one waiter instead of thousands (see adaptive).
+        let permit = limit.acquire().await;
+        tasks.spawn(async move {
+            let _permit = permit;
+            (key.clone(), provider.head(&key).await)
+        });
+    }
+    let mut stored = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((key, result)) = joined else { continue };
+        match result {
+            Ok(meta) => {
+                stored.insert(key, meta);
+            }
+            Err(ProviderError::NotFound { .. }) => {}
+            Err(err) if err.is_fatal_for_provider() => return Err(err.into()),
+            // Unknown state: upload it again, which is always safe.
+            Err(_) => {}
+        }
+    }
+    Ok(stored)
+}
