@@ -14,8 +14,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Compression, Format as CacheFormat, Keyspace};
-use crate::pipeline::compress::Encoding;
+pub use crate::cache::config::CacheConfig;
+pub use crate::deploy::config::DeployConfig;
+pub use crate::pipeline::config::{MinifyConfig, PipelineConfig};
+pub use crate::purge::config::PurgeConfig;
 pub use crate::site::config::{ProviderKind, ResolvedSite, SiteConfig};
 
 /// The file name looked up in the working directory when no config path is given.
@@ -234,137 +236,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Settings of the asset pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PipelineConfig {
-    /// Worker threads for processing; 0 means one per core.
-    pub workers: usize,
-    /// Which minifiers run (a rule's `minify = false` turns them off per path).
-    pub minify: MinifyConfig,
-    /// Variants produced for compressible files, unless a rule says otherwise.
-    pub encodings: Vec<Encoding>,
-    /// gzip level, 1–9.
-    pub gzip_level: u32,
-    /// brotli quality, 0–11.
-    pub brotli_quality: u32,
-    /// zstd level, 1–22.
-    pub zstd_level: i32,
-    /// Keep a variant only if it saves at least this percentage of the identity size…
-    pub min_saving_percent: f64,
-    /// …and at least this many bytes.
-    pub min_saving_bytes: u64,
-    /// Files at least this large are hashed and compressed by streaming from disk
-    /// instead of being read into memory (they are not minified).
-    pub stream_threshold_bytes: u64,
-    /// Browser targets for CSS (lightningcss), e.g. `{ chrome = "100", safari = "15.4" }`.
-    /// Empty keeps modern syntax as written (no lowering).
-    pub css_targets: BTreeMap<String, String>,
-    /// Glob patterns (relative to the input root) of files that are not published.
-    pub exclude: Vec<String>,
-    /// Reuse results of earlier runs from the on-disk processing cache.
-    pub cache: bool,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        Self {
-            workers: 0,
-            minify: MinifyConfig::default(),
-            encodings: vec![Encoding::Br, Encoding::Gzip, Encoding::Zstd],
-            gzip_level: 9,
-            brotli_quality: 11,
-            zstd_level: 19,
-            min_saving_percent: 5.0,
-            min_saving_bytes: 256,
-            stream_threshold_bytes: 16 * 1024 * 1024,
-            css_targets: BTreeMap::new(),
-            exclude: vec![
-                "**/.git/**".into(),
-                "**/.DS_Store".into(),
-                "**/Thumbs.db".into(),
-                ".edgeship/**".into(),
-            ],
-            cache: true,
-        }
-    }
-}
-
-/// Per-language minifier switches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MinifyConfig {
-    /// JavaScript with oxc_minifier (compress + mangle; top-level names kept in scripts).
-    pub js: bool,
-    /// CSS with lightningcss.
-    pub css: bool,
-    /// JSON (also `.map`, `.webmanifest`) by removing insignificant whitespace.
-    pub json: bool,
-}
-
-impl Default for MinifyConfig {
-    fn default() -> Self {
-        Self {
-            js: true,
-            css: true,
-            json: true,
-        }
-    }
-}
-
-/// Settings of the cache layer: Redis when `redis_url` is set, memory otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Redis to use, e.g. `redis://:password@10.0.0.5:6379/0`. Absent: memory only (one
-    /// process). While set but unreachable the cache serves from memory and `/readyz`
-    /// reports degraded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis_url: Option<RedisUrl>,
-    /// First part of every key: `{prefix}:{site}:…`. Give deployments that share a Redis
-    /// different prefixes.
-    pub prefix: String,
-    /// Serialisation of values: `msgpack` (compact, the default) or `json` (readable with
-    /// `redis-cli`). Values are read by their header, so changing it keeps old values.
-    pub format: CacheFormat,
-    /// Compression of values above the threshold: `zstd`, `gzip` or `none`.
-    pub compression: Compression,
-    /// Values whose serialised size is above this many bytes are compressed.
-    pub compress_threshold_bytes: usize,
-    /// Every Redis command must answer within this; a slower one counts as Redis being
-    /// unreachable (calls fall back to memory) rather than stalling requests.
-    pub command_timeout_ms: u64,
-    /// While Redis is unreachable, how often to check whether it is back.
-    pub reconnect_interval_ms: u64,
-    /// Keys per `SCAN` batch in pattern deletes: other clients wait at most one batch.
-    pub scan_batch: usize,
-    /// Size bound of the memory store (the embedded default and the fallback).
-    pub memory_max_bytes: u64,
-    /// Size of a memory L1 in front of Redis; 0 (the default) turns it off. With several
-    /// replicas an L1 serves another replica's write only after `l1_ttl_ms`.
-    pub l1_max_bytes: u64,
-    /// How long the L1 keeps a value (its staleness bound).
-    pub l1_ttl_ms: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            redis_url: None,
-            prefix: Keyspace::DEFAULT_PREFIX.into(),
-            format: CacheFormat::MessagePack,
-            compression: Compression::Zstd,
-            compress_threshold_bytes: crate::cache::codec::DEFAULT_COMPRESS_THRESHOLD,
-            command_timeout_ms: 500,
-            reconnect_interval_ms: 1000,
-            scan_batch: 1000,
-            memory_max_bytes: 256 * 1024 * 1024,
-            l1_max_bytes: 0,
-            l1_ttl_ms: 2000,
-        }
-    }
-}
-
 /// A Redis URL, kept as a secret: it may hold a password. `Debug` shows it with the
 /// credentials replaced; `edgeship config check` redacts it the same way.
 #[derive(Clone, Deserialize)]
@@ -410,65 +281,6 @@ impl Serialize for RedisUrl {
     }
 }
 
-/// Settings of the deploy engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeployConfig {
-    /// Uploads in flight at the start; adjusted up and down while deploying.
-    pub concurrency: usize,
-    /// The most stale files `--delete` removes; more is refused (exit 3).
-    pub max_deletes: usize,
-    /// Where the remote manifest is stored on the site.
-    pub manifest_key: String,
-    /// A deploy lock older than this is considered abandoned, in seconds.
-    pub lock_ttl_secs: u64,
-    /// Retries of provider calls.
-    pub retry: edgeship_providers::retry::RetryPolicy,
-    /// The per-provider circuit breaker.
-    pub breaker: edgeship_providers::breaker::BreakerPolicy,
-}
-
-impl Default for DeployConfig {
-    fn default() -> Self {
-        Self {
-            concurrency: 32,
-            max_deletes: 256,
-            manifest_key: ".edgeship/manifest".into(),
-            lock_ttl_secs: 1800,
-            retry: Default::default(),
-            breaker: Default::default(),
-        }
-    }
-}
-
-/// Settings of the purge engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PurgeConfig {
-    /// A purge matching more than this share of a site's paths needs `--confirm`
-    /// (0.0–1.0). Purging everything always does.
-    pub confirm_share: f64,
-    /// Directory wildcards may purge at most this share of a site's unchanged paths in
-    /// passing, to save provider calls and billed paths (0.0–1.0; 0 keeps purges exact).
-    pub max_collateral_share: f64,
-    /// How often in-progress purges are polled, in milliseconds.
-    pub poll_interval_ms: u64,
-    /// The longest a purge waits for in-flight room or, with `--wait`, for completion,
-    /// in seconds.
-    pub wait_timeout_secs: u64,
-}
-
-impl Default for PurgeConfig {
-    fn default() -> Self {
-        Self {
-            confirm_share: 0.5,
-            max_collateral_share: 0.1,
-            poll_interval_ms: 2000,
-            wait_timeout_secs: 900,
-        }
-    }
-}
-
 impl Config {
     /// Loads the configuration from all layers. `file` is an explicit `--config` path
     /// (or `EDGESHIP_CONFIG`); `flags` holds dotted-key overrides from the command line.
@@ -495,67 +307,13 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks ranges and consistency that serde cannot express.
+    /// Checks ranges and consistency that serde cannot express: each section checks
+    /// itself (next to its module), then what spans sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let p = &self.pipeline;
-        let bad = |key: &str, message: String| {
-            Err(ConfigError::Value {
-                key: key.into(),
-                message,
-            })
-        };
-        if !(1..=9).contains(&p.gzip_level) {
-            return bad(
-                "pipeline.gzip_level",
-                format!("{} is not in 1..=9", p.gzip_level),
-            );
-        }
-        for (key, share) in [
-            ("purge.confirm_share", self.purge.confirm_share),
-            (
-                "purge.max_collateral_share",
-                self.purge.max_collateral_share,
-            ),
-        ] {
-            if !(0.0..=1.0).contains(&share) {
-                return bad(key, format!("{share} is not a share between 0.0 and 1.0"));
-            }
-        }
-        if p.brotli_quality > 11 {
-            return bad(
-                "pipeline.brotli_quality",
-                format!("{} is not in 0..=11", p.brotli_quality),
-            );
-        }
-        if !(1..=22).contains(&p.zstd_level) {
-            return bad(
-                "pipeline.zstd_level",
-                format!("{} is not in 1..=22", p.zstd_level),
-            );
-        }
-        if !(0.0..100.0).contains(&p.min_saving_percent) {
-            return bad(
-                "pipeline.min_saving_percent",
-                format!("{} is not in 0..100", p.min_saving_percent),
-            );
-        }
-        crate::pipeline::minify::css::parse_targets(&p.css_targets).map_err(|err| {
-            ConfigError::Value {
-                key: "pipeline.css_targets".into(),
-                message: err.to_string(),
-            }
-        })?;
-        self.validate_cache()?;
-        crate::pipeline::rules::compile_globs(&p.exclude).map_err(|err| ConfigError::Value {
-            key: "pipeline.exclude".into(),
-            message: err.to_string(),
-        })?;
-        if self.deploy.concurrency == 0 {
-            return bad("deploy.concurrency", "must be at least 1".into());
-        }
-        if self.deploy.retry.attempts == 0 {
-            return bad("deploy.retry.attempts", "must be at least 1".into());
-        }
+        self.pipeline.validate()?;
+        self.purge.validate()?;
+        self.cache.validate()?;
+        self.deploy.validate()?;
         for (name, site) in &self.sites {
             site.validate(name)?;
         }
@@ -565,56 +323,6 @@ impl Config {
                 key: "server.origin_site".into(),
                 message: err.to_string(),
             })?;
-        }
-        Ok(())
-    }
-
-    fn validate_cache(&self) -> Result<(), ConfigError> {
-        let c = &self.cache;
-        let bad = |key: &str, message: String| {
-            Err(ConfigError::Value {
-                key: format!("cache.{key}"),
-                message,
-            })
-        };
-        if Keyspace::new(&c.prefix).is_err() {
-            return bad(
-                "prefix",
-                format!(
-                    "{:?} is not 1–64 of A-Z a-z 0-9 _ - . : (not ending in `:`)",
-                    c.prefix
-                ),
-            );
-        }
-        if !(1..=60_000).contains(&c.command_timeout_ms) {
-            return bad(
-                "command_timeout_ms",
-                format!("{} is not in 1..=60000", c.command_timeout_ms),
-            );
-        }
-        if !(10..=600_000).contains(&c.reconnect_interval_ms) {
-            return bad(
-                "reconnect_interval_ms",
-                format!("{} is not in 10..=600000", c.reconnect_interval_ms),
-            );
-        }
-        if !(1..=100_000).contains(&c.scan_batch) {
-            return bad(
-                "scan_batch",
-                format!("{} is not in 1..=100000", c.scan_batch),
-            );
-        }
-        if c.memory_max_bytes == 0 {
-            return bad("memory_max_bytes", "must be more than 0".into());
-        }
-        if c.l1_max_bytes > 0 && c.l1_ttl_ms == 0 {
-            return bad("l1_ttl_ms", "must be more than 0 when the L1 is on".into());
-        }
-        if let Some(url) = &c.redis_url {
-            let options = crate::cache::redis::RedisOptions::default();
-            if let Err(err) = crate::cache::redis::RedisStore::new(url.expose(), options) {
-                return bad("redis_url", format!("{} ({err})", url.redacted()));
-            }
         }
         Ok(())
     }
@@ -865,7 +573,7 @@ mod tests {
         let path = write(&dir, "[sites.www]\nprovider = \"ftp\"\n");
         let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
         assert!(err.contains("unknown provider `ftp`"), "{err}");
-        assert!(err.contains("provider"), "{err}");
+        assert!(err.contains("sites.www.provider"), "{err}");
         assert!(err.contains(&ProviderKind::built_list()), "{err}");
         let path = write(&dir, "[sites.www]\nprovider = \"memory\"\n");
         let config = Config::load(Some(&path), &[]).unwrap();
@@ -1002,7 +710,7 @@ mod tests {
             "[cache]\nredis_url = \"redis://:hunter2@10.0.0.5:6379/2\"\nformat = \"json\"\n",
         );
         let config = Config::load(Some(&path), &[]).unwrap();
-        assert_eq!(config.cache.format, CacheFormat::Json);
+        assert_eq!(config.cache.format, crate::cache::Format::Json);
         let url = config.cache.redis_url.as_ref().unwrap();
         assert_eq!(url.expose(), "redis://:hunter2@10.0.0.5:6379/2");
         assert!(!format!("{config:?}").contains("hunter2"));

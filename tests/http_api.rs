@@ -552,6 +552,29 @@ async fn the_manifest_is_listed_in_pages_with_a_prefix() {
     );
 }
 
+/// Uploads the fixtures as tar.gz to site `default` (202) and returns the finished job.
+async fn deploy_fixtures_over_http(app: &TestApp, auth: &str) -> serde_json::Value {
+    let started = app
+        .call(
+            "POST",
+            "/v1/sites/default/deploys",
+            &[
+                ("authorization", auth),
+                ("content-type", "application/gzip"),
+            ],
+            &tar_gz_of(&fixture("site")),
+        )
+        .await;
+    assert_eq!(
+        started.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&started.body)
+    );
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    finished_deploy(app, auth, &id).await
+}
+
 /// Polls a deploy job until it leaves `queued` / `running`.
 async fn finished_deploy(app: &TestApp, auth: &str, id: &str) -> serde_json::Value {
     let mut job = serde_json::Value::Null;
@@ -583,20 +606,7 @@ async fn fixtures_uploaded_as_tar_gz_are_served_negotiated_revalidated_and_count
         "Bearer {}",
         key(&app, vec![Scope::Deploy, Scope::Read]).await
     );
-    let started = app
-        .call(
-            "POST",
-            "/v1/sites/default/deploys",
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/gzip"),
-            ],
-            &tar_gz_of(&fixture("site")),
-        )
-        .await;
-    assert_eq!(started.status, 202);
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    let job = finished_deploy(&app, &auth, &id).await;
+    let job = deploy_fixtures_over_http(&app, &auth).await;
     assert_eq!(job["status"], "done", "{job}");
 
     let path = "/assets/styles.5b6c7d8e.css";
@@ -973,25 +983,7 @@ async fn a_memory_site_deployed_over_http_lists_every_deployed_path() {
     })
     .await;
     let auth = format!("Bearer {}", app.admin);
-    let started = app
-        .call(
-            "POST",
-            "/v1/sites/default/deploys",
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/gzip"),
-            ],
-            &tar_gz_of(&fixture("site")),
-        )
-        .await;
-    assert_eq!(
-        started.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&started.body)
-    );
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    let job = finished_deploy(&app, &auth, &id).await;
+    let job = deploy_fixtures_over_http(&app, &auth).await;
     assert_eq!(job["status"], "done", "{job}");
     let processed = job["report"]["build"]["files"].as_u64().unwrap();
     assert!(processed >= 15, "{job}");

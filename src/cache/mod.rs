@@ -48,6 +48,7 @@
 //! through the CLI's stat index.
 
 pub mod codec;
+pub mod config;
 pub mod fallback;
 mod handle;
 pub mod keyspace;

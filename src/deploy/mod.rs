@@ -16,6 +16,7 @@
 //! with one error. One deploy per site at a time ([`lock::SiteLock`]).
 
 pub mod adaptive;
+pub mod config;
 pub mod execute;
 pub mod finish;
 pub mod job;

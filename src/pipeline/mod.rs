@@ -8,6 +8,7 @@
 pub mod build;
 pub mod classify;
 pub mod compress;
+pub mod config;
 pub mod hash;
 pub mod index;
 pub mod manifest;

@@ -11,6 +11,7 @@
 //! 5. [`job`]: a purge runs as a job with per-batch results, stored where
 //!    `edgeship purge status` and the API read it.
 
+pub mod config;
 pub mod job;
 pub mod pattern;
 pub mod plan;
