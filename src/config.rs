@@ -346,6 +346,7 @@ impl Config {
                 rules: site.rules.clone(),
                 faults: site.faults.clone(),
                 aws: site.aws.clone(),
+                cloudflare: site.cloudflare.clone(),
                 connections: self.deploy_connections(),
             });
         }
@@ -357,6 +358,7 @@ impl Config {
                 rules: Vec::new(),
                 faults: None,
                 aws: None,
+                cloudflare: None,
                 connections: self.deploy_connections(),
             });
         }
@@ -372,13 +374,17 @@ impl Config {
     }
 
     /// The site the built-in origin serves: `server.origin_site` when set, else `default`
-    /// when it exists, else the only configured site; `None` when several sites are
-    /// configured and none is named.
+    /// when it exists, else the only configured site when it is a `local` one (the only
+    /// kind the origin has files of); `None` otherwise.
     pub fn origin_site(&self) -> Option<String> {
-        match &self.server.origin_site {
-            Some(name) => Some(name.clone()),
-            None => self.default_site().ok(),
+        if let Some(name) = &self.server.origin_site {
+            return Some(name.clone());
         }
+        let name = self.default_site().ok()?;
+        let local = self
+            .site(&name)
+            .is_ok_and(|site| site.provider == ProviderKind::Local);
+        (name == DEFAULT_SITE || local).then_some(name)
     }
 
     /// The site a command uses when none is named: `default` when it exists, else the

@@ -1,6 +1,8 @@
 //! edgeship: a CDN asset pipeline, deploy tool and cache service in one binary.
 //!
-//! The crate is laid out by concept, each layer importing only the ones below it:
+//! The crate is laid out by concept. `http` and `cli` sit on top; the engines (`deploy`,
+//! which builds on `purge` and `analytics`) below them; `site`, `jobs`, `home`,
+//! `metric_names`, `pipeline` and `cache` below those; `config` composes every section:
 //!
 //! - [`config`]: the layered configuration (defaults < file < `EDGESHIP_*` env < flags),
 //!   composed of each module's section.

@@ -26,6 +26,9 @@ pub struct Capabilities {
     pub trailing_wildcards: bool,
     /// Most items (paths, tags and prefixes together) in one purge call.
     pub max_purge_items_per_call: usize,
+    /// Most prefixes or tags in one call, where that is fewer than paths (Cloudflare:
+    /// 100 operations, but 500 URLs on Enterprise). `None`: as many as paths.
+    pub max_purge_operations_per_call: Option<usize>,
     /// Most wildcard paths in one purge call (CloudFront: 15, its in-progress limit).
     pub max_purge_wildcards_per_call: usize,
     /// Most individual (non-wildcard) paths in progress at once, across purges
@@ -60,6 +63,7 @@ impl Default for Capabilities {
             purge_everything: true,
             trailing_wildcards: true,
             max_purge_items_per_call: 1000,
+            max_purge_operations_per_call: None,
             max_purge_wildcards_per_call: 1000,
             max_purge_paths_in_flight: None,
             max_purge_wildcards_in_flight: None,
@@ -164,6 +168,14 @@ impl Capabilities {
         }
         if !request.prefixes.is_empty() && !self.purge_prefixes {
             return Err(Rejected::new("purging prefixes is not supported"));
+        }
+        let operations = request.tags.len() + request.prefixes.len();
+        if let Some(max) = self.max_purge_operations_per_call
+            && operations > max
+        {
+            return Err(Rejected::new(format!(
+                "{operations} prefixes and tags in one purge (limit {max})"
+            )));
         }
         let items = request.paths.len() + request.tags.len() + request.prefixes.len();
         if items > self.max_purge_items_per_call {

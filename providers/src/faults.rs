@@ -73,13 +73,13 @@ impl FaultConfig {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(SettingError::new(
                     name,
-                    format!("{name} = {rate} is not between 0.0 and 1.0"),
+                    format!("{rate} is not between 0.0 and 1.0"),
                 ));
             }
         }
         if self.error_rate + self.throttle_rate > 1.0 {
             return Err(SettingError::new(
-                "error_rate",
+                "throttle_rate",
                 "error_rate + throttle_rate is more than 1.0",
             ));
         }
@@ -100,7 +100,7 @@ impl FaultConfig {
             return Err(SettingError::new(
                 "only",
                 format!(
-                    "only: unknown operation `{op}` (known: {})",
+                    "unknown operation `{op}` (known: {})",
                     OPERATIONS.join(", ")
                 ),
             ));

@@ -7,7 +7,10 @@
 //! - Providers: [`local::LocalProvider`] (a directory; the embedded default),
 //!   [`memory::MemoryProvider`] (in memory, records every call; the test provider) and,
 //!   with the `aws` feature, `aws::AwsProvider` (S3 + CloudFront; its settings,
-//!   [`aws::AwsSettings`], exist in every build so configuration can name them).
+//!   [`aws::AwsSettings`], exist in every build so configuration can name them), and
+//!   with the `cloudflare` feature, `cloudflare::CloudflareProvider` (R2 through the same
+//!   S3 code, purges through the zone's cache purge API; settings
+//!   [`cloudflare::CloudflareSettings`]).
 //! - Cross-cutting behaviour wraps a provider and is itself a provider, composed at
 //!   startup: [`retry::Retry`] (backoff + full jitter, Retry-After, per-attempt timeout),
 //!   [`breaker::Breaker`] (fail fast when an endpoint is down), [`metrics::Metrics`], and
@@ -19,6 +22,7 @@
 pub mod aws;
 pub mod breaker;
 pub mod capabilities;
+pub mod cloudflare;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod error;

@@ -357,8 +357,7 @@ fn init_tracing(config: &Config) {
 
 /// Builds a pipeline for a site from config.
 pub fn pipeline_for(config: &Config, site: &str) -> anyhow::Result<Pipeline> {
-    let sites = crate::site::Sites::new(config)?;
-    Ok(sites.get(site)?.pipeline(config)?)
+    Ok(crate::site::pipeline_for(config, site)?)
 }
 
 fn run_build(config: &Config, args: &BuildArgs) -> anyhow::Result<u8> {

@@ -144,7 +144,27 @@ fn manifest_exit_code(err: &ManifestError) -> u8 {
     }
 }
 
+/// Error classes that need new settings or credentials before anything can succeed.
+const SETTINGS_CLASSES: [&str; 3] = ["auth", "permission", "misconfigured"];
+
 fn report_job(job: &PurgeJob, json: bool) -> anyhow::Result<u8> {
+    // Credentials or settings refused: one error, exit 2 (every later batch says the same).
+    if let Some(batch) = job.batches.iter().find(|b| {
+        b.class
+            .as_deref()
+            .is_some_and(|c| SETTINGS_CLASSES.contains(&c))
+    }) {
+        if json {
+            println!("{}", serde_json::to_string_pretty(job)?);
+        }
+        eprintln!(
+            "error: purge {} on site `{}` stopped: {}",
+            job.id,
+            job.site,
+            batch.error.as_deref().unwrap_or("refused")
+        );
+        return Ok(EXIT_USAGE);
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(job)?);
     } else {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use edgeship_providers::object::META_HASH;
 use edgeship_providers::{ProviderError, ProviderExt, PutRequest, SharedProvider};
 
+use super::Target;
 use super::adaptive::AdaptiveLimit;
 use super::plan::{self, Plan, Upload};
 use super::remote::IN_PROGRESS_KEY;
@@ -20,7 +21,7 @@ use crate::pipeline::ProcessedAsset;
 use crate::pipeline::build::FileMessage;
 use crate::pipeline::hash::ContentHash;
 use crate::pipeline::manifest::Manifest;
-use crate::site::{Site, StackCounters};
+use crate::site::StackCounters;
 
 /// Rounds of uploading what failed transiently, the first included.
 pub const UPLOAD_ROUNDS: u32 = 3;
@@ -42,8 +43,8 @@ pub struct Executed {
 
 /// What a plan is executed against.
 pub struct Work<'a> {
-    /// The site.
-    pub site: &'a Site,
+    /// The site, as this deploy sees it.
+    pub site: &'a Target,
     /// The processed files.
     pub assets: &'a [ProcessedAsset],
     /// The manifest the site had (empty without one).
@@ -60,7 +61,7 @@ impl Work<'_> {
     /// at once.
     pub async fn execute(
         &self,
-        mut plan: Plan,
+        plan: &mut Plan,
         progress: Arc<dyn DeployProgress>,
         report: &mut DeployReport,
     ) -> Result<Executed, DeployError> {
@@ -75,18 +76,11 @@ impl Work<'_> {
                 ))
                 .await?;
         }
-        let succeeded =
-            upload_phases(site, &mut plan, self.limit, progress.clone(), report).await?;
+        let succeeded = upload_phases(site, plan, self.limit, progress.clone(), report).await?;
 
         let delete_now =
             options.delete && report.failures.is_empty() && !plan.stale_keys.is_empty();
-        let manifest = next_manifest(
-            self.assets,
-            self.remote,
-            &report.failures,
-            &plan,
-            delete_now,
-        );
+        let manifest = next_manifest(self.assets, self.remote, &report.failures, plan, delete_now);
         let manifest_written = had_work || self.remote.assets != manifest.assets;
         if manifest_written {
             write_manifest(site, &manifest).await?;
@@ -109,7 +103,7 @@ impl Work<'_> {
 /// Non-HTML objects, then HTML: a page must never go live pointing at an asset that
 /// failed to upload, so pages wait when an asset failed.
 async fn upload_phases(
-    site: &Site,
+    site: &Target,
     plan: &mut Plan,
     limit: &Arc<AdaptiveLimit>,
     progress: Arc<dyn DeployProgress>,
@@ -192,7 +186,7 @@ fn next_manifest(
 
 /// Stores the manifest with its hash as metadata (so readers validate their cached copy
 /// with a `HEAD`) and keeps it in the cache layer.
-async fn write_manifest(site: &Site, manifest: &Manifest) -> Result<(), DeployError> {
+async fn write_manifest(site: &Target, manifest: &Manifest) -> Result<(), DeployError> {
     let json = manifest.to_compact_json();
     let hash = ContentHash::of(&json);
     let mut put = PutRequest::bytes(site.manifests().key().to_string(), json);

@@ -6,23 +6,22 @@ use std::collections::BTreeSet;
 use super::execute::Executed;
 use super::plan::{self, Plan};
 use super::remote::IN_PROGRESS_KEY;
-use super::{DeployError, DeployReport, Deployer};
+use super::{DeployError, DeployReport, Deployer, Target};
 use crate::cache::Cache;
 use crate::pipeline::ProcessedAsset;
 use crate::pipeline::build::FileMessage;
 use crate::pipeline::manifest::ManifestEntry;
 use crate::purge::job::{BatchStatus, PurgeJob, RunOptions};
-use crate::site::Site;
 
 /// Finishes a deploy whose objects and manifest are stored.
 pub async fn finish(
     deployer: &Deployer,
+    site: &Target,
     plan: &Plan,
     assets: &[ProcessedAsset],
     executed: &Executed,
     report: &mut DeployReport,
 ) -> Result<(), DeployError> {
-    let site = &*deployer.site;
     // Purge what may be cached: changed paths and deleted ones (new paths never were).
     let mut purge_paths: BTreeSet<String> = plan
         .changed_paths
@@ -40,7 +39,7 @@ pub async fn finish(
         .chain(&plan.stale_paths)
         .cloned()
         .collect();
-    if let Some(job) = purge(deployer, &purge_paths, &site_paths).await {
+    if let Some(job) = purge(deployer, site, &purge_paths, &site_paths).await {
         let reduction = &job.plan.reduction;
         report.purged_paths = reduction
             .wildcards
@@ -81,13 +80,14 @@ pub async fn finish(
 /// site itself is deployed by then.
 async fn purge(
     deployer: &Deployer,
+    site: &Target,
     paths: &BTreeSet<String>,
     site_paths: &BTreeSet<String>,
 ) -> Option<PurgeJob> {
     if paths.is_empty() {
         return None;
     }
-    let (site, config) = (&deployer.site, &deployer.config);
+    let config = &deployer.config;
     let provider = site.provider();
     let plan = crate::purge::plan::plan_paths(
         paths,
@@ -105,7 +105,7 @@ async fn purge(
 /// stored) and that uploaded something now; a file that failed in part counts when it
 /// goes up.
 async fn record_analytics(
-    site: &Site,
+    site: &Target,
     cache: &Cache,
     assets: &[ProcessedAsset],
     executed: &Executed,

@@ -36,7 +36,7 @@ use crate::config::{Config, ConfigError};
 use crate::home::StateHome;
 use crate::jobs::JobStore;
 use crate::pipeline::build::{self, BuildError, BuildReport, FileMessage, NoProgress};
-use crate::site::{ManifestError, Site, Sites};
+use crate::site::{ManifestError, Site, Sites, StackCounters};
 use adaptive::AdaptiveLimit;
 pub use execute::UPLOAD_ROUNDS;
 use lock::{LockError, SiteLock};
@@ -199,6 +199,54 @@ pub struct DeployReport {
     pub failures: Vec<FileMessage>,
 }
 
+/// The site as one deploy sees it: the site, with a retry layer of its own over the
+/// site's breaker and client, so the deploy's report and adaptive concurrency count only
+/// its own retries and throttles (not those of purges or listings running beside it).
+#[derive(Debug)]
+pub struct Target {
+    site: Arc<Site>,
+    provider: SharedProvider,
+    counters: StackCounters,
+}
+
+impl Target {
+    fn new(site: &Arc<Site>) -> Self {
+        let (provider, counters) = site.deploy_stack();
+        Self {
+            site: Arc::clone(site),
+            provider,
+            counters,
+        }
+    }
+
+    /// The site's name.
+    pub fn name(&self) -> &str {
+        self.site.name()
+    }
+
+    /// The deploy's provider stack.
+    pub fn provider(&self) -> &SharedProvider {
+        &self.provider
+    }
+
+    /// This deploy's retries and throttles.
+    pub fn counters(&self) -> &StackCounters {
+        &self.counters
+    }
+
+    /// The site's manifest reader.
+    pub fn manifests(&self) -> &crate::site::ManifestReader {
+        self.site.manifests()
+    }
+
+    /// The site's stored manifest, read through the deploy's stack.
+    pub async fn manifest(
+        &self,
+    ) -> Result<Option<crate::pipeline::manifest::Manifest>, ManifestError> {
+        self.site.manifests().read(&self.provider).await
+    }
+}
+
 /// A configured deploy of one site.
 pub struct Deployer {
     config: Config,
@@ -241,7 +289,10 @@ impl Deployer {
             .and_then(|sites| sites.with_provider(site, provider))
             .map_err(|err| match err {
                 crate::site::SiteError::Config(err) => DeployError::Config(err),
-                other => DeployError::Refused(other.to_string()),
+                other => DeployError::Config(ConfigError::Value {
+                    key: "cache".into(),
+                    message: other.to_string(),
+                }),
             })?;
         Self::new(&sites, site)
     }
@@ -272,9 +323,8 @@ impl Deployer {
         progress: Arc<dyn DeployProgress>,
     ) -> Result<DeployReport, DeployError> {
         let started = Instant::now();
-        let site = &*self.site;
-        let (retries_before, throttles_before) =
-            (site.counters().retries(), site.counters().throttles());
+        let target = Target::new(&self.site);
+        let site = &target;
         let mut report = DeployReport {
             site: site.name().to_string(),
             provider: site.provider().to_string(),
@@ -341,11 +391,11 @@ impl Deployer {
             options,
             limit: &limit,
         };
-        let executed = work.execute(plan.clone(), progress, &mut report).await?;
-        finish::finish(self, &plan, &assets, &executed, &mut report).await?;
+        let executed = work.execute(&mut plan, progress, &mut report).await?;
+        finish::finish(self, site, &plan, &assets, &executed, &mut report).await?;
 
-        report.retries = site.counters().retries() - retries_before;
-        report.throttles = site.counters().throttles() - throttles_before;
+        report.retries = site.counters().retries();
+        report.throttles = site.counters().throttles();
         report.final_concurrency = limit.current();
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)

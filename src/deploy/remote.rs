@@ -7,11 +7,11 @@ use std::sync::Arc;
 use edgeship_providers::{ObjectMeta, ProviderError, ProviderExt, SharedProvider};
 
 use super::DeployError;
+use super::Target;
 use super::adaptive::AdaptiveLimit;
 use super::plan::{DesiredObject, Plan};
 use crate::pipeline::ProcessedAsset;
 use crate::pipeline::manifest::Manifest;
-use crate::site::Site;
 
 /// The key of the marker a deploy stores while it runs; finding it means the last deploy
 /// was interrupted.
@@ -28,7 +28,7 @@ pub struct RemoteState {
 
 impl RemoteState {
     /// Reads the manifest (through the cache layer) and the in-progress marker.
-    pub async fn load(site: &Site) -> Result<Self, DeployError> {
+    pub async fn load(site: &Target) -> Result<Self, DeployError> {
         let manifest = site.manifest().await?;
         let interrupted = site.provider().get_opt(IN_PROGRESS_KEY).await?.is_some();
         Ok(Self {
@@ -66,7 +66,7 @@ pub struct StoredObjects {
 /// (objects put there by other tools, or a first deploy); after an interrupted deploy,
 /// a `HEAD` of each planned upload, so a rerun uploads only what is missing.
 pub async fn stored_objects(
-    site: &Site,
+    site: &Target,
     remote: &RemoteState,
     desired: &[DesiredObject],
     limit: &Arc<AdaptiveLimit>,

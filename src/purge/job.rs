@@ -60,6 +60,10 @@ pub struct Batch {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The class of that error (`auth`, `permission`, `misconfigured`, `retryable`, …):
+    /// the first three mean the settings or credentials must change before a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 /// A purge job.
@@ -113,6 +117,7 @@ impl PurgeJob {
                 status: BatchStatus::Pending,
                 provider_id: None,
                 error: None,
+                class: None,
             })
             .collect();
         let now = unix_now();
@@ -235,6 +240,7 @@ pub async fn run(
                     for batch in &mut job.batches[n + 1..] {
                         batch.status = BatchStatus::Failed;
                         batch.error = Some(format!("not sent: {err}"));
+                        batch.class = Some(err.class().to_string());
                     }
                 }
             }
@@ -274,6 +280,7 @@ pub async fn refresh(provider: &SharedProvider, job: &mut PurgeJob) {
 fn fail(batch: &mut Batch, err: &ProviderError) {
     batch.status = BatchStatus::Failed;
     batch.error = Some(err.to_string());
+    batch.class = Some(err.class().to_string());
 }
 
 /// Whether sending batch `n` now would exceed the provider's in-flight limits.

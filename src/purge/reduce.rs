@@ -341,13 +341,17 @@ pub fn batches(reduction: &Reduction, caps: &Capabilities) -> Vec<PurgeRequest> 
     if !current.paths.is_empty() {
         requests.push(current);
     }
-    for chunk in reduction.prefixes.chunks(per_call) {
+    let operations_per_call = caps
+        .max_purge_operations_per_call
+        .unwrap_or(per_call)
+        .clamp(1, per_call);
+    for chunk in reduction.prefixes.chunks(operations_per_call) {
         requests.push(PurgeRequest {
             prefixes: chunk.to_vec(),
             ..PurgeRequest::default()
         });
     }
-    for chunk in reduction.tags.chunks(per_call) {
+    for chunk in reduction.tags.chunks(operations_per_call) {
         requests.push(PurgeRequest {
             tags: chunk.to_vec(),
             ..PurgeRequest::default()

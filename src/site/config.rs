@@ -17,11 +17,13 @@ pub enum ProviderKind {
     Memory,
     /// S3 for storage and CloudFront for purges (cargo feature `aws`).
     Aws,
+    /// R2 for storage and the zone's cache purge API (cargo feature `cloudflare`).
+    Cloudflare,
 }
 
 impl ProviderKind {
     /// Every kind edgeship knows, in the order messages list them.
-    pub const ALL: [Self; 3] = [Self::Local, Self::Memory, Self::Aws];
+    pub const ALL: [Self; 4] = [Self::Local, Self::Memory, Self::Aws, Self::Cloudflare];
 
     /// The name used in configuration.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +31,7 @@ impl ProviderKind {
             Self::Local => "local",
             Self::Memory => "memory",
             Self::Aws => "aws",
+            Self::Cloudflare => "cloudflare",
         }
     }
 
@@ -37,6 +40,7 @@ impl ProviderKind {
         match self {
             Self::Local | Self::Memory => true,
             Self::Aws => cfg!(feature = "aws"),
+            Self::Cloudflare => cfg!(feature = "cloudflare"),
         }
     }
 
@@ -98,6 +102,9 @@ pub struct SiteConfig {
     /// S3 + CloudFront settings of an `aws` site (`[sites.NAME.aws]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<edgeship_providers::aws::AwsSettings>,
+    /// R2 + zone settings of a `cloudflare` site (`[sites.NAME.cloudflare]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflare: Option<edgeship_providers::cloudflare::CloudflareSettings>,
 }
 
 impl Default for SiteConfig {
@@ -109,6 +116,7 @@ impl Default for SiteConfig {
             rules: Vec::new(),
             faults: None,
             aws: None,
+            cloudflare: None,
         }
     }
 }
@@ -183,34 +191,59 @@ impl SiteConfig {
                 ),
             );
         }
-        match (self.provider, &self.aws) {
-            (ProviderKind::Aws, None) => {
-                return bad(
-                    format!("sites.{name}.aws.bucket"),
-                    "is required: an `aws` site needs a [sites.NAME.aws] table with the S3 bucket"
-                        .into(),
-                );
-            }
-            (ProviderKind::Aws, Some(aws)) => {
-                aws.validate().map_err(|err| ConfigError::Value {
-                    key: format!("sites.{name}.aws.{}", err.field),
-                    message: err.message,
-                })?;
-            }
-            (other, Some(_)) => {
-                return bad(
-                    format!("sites.{name}.aws"),
-                    format!(
-                        "is only used by provider = \"aws\" (this site's provider is `{other}`)"
-                    ),
-                );
-            }
-            (_, None) => {}
-        }
+        self.validate_provider_table(name)?;
         crate::pipeline::rules::RuleSet::new(&self.rules).map_err(|err| ConfigError::Value {
             key: format!("sites.{name}.rules"),
             message: err.to_string(),
         })?;
+        Ok(())
+    }
+}
+
+impl SiteConfig {
+    /// The provider's own table must be there (`[sites.NAME.aws]` for `aws`, …) and no
+    /// other provider's.
+    fn validate_provider_table(&self, name: &str) -> Result<(), ConfigError> {
+        let value = |key: String, message: String| Err(ConfigError::Value { key, message });
+        let tables = [
+            (ProviderKind::Aws, self.aws.is_some(), "the S3 bucket"),
+            (
+                ProviderKind::Cloudflare,
+                self.cloudflare.is_some(),
+                "the account, R2 bucket, zone and hosts",
+            ),
+        ];
+        for (kind, present, holds) in tables {
+            if kind == self.provider && !present {
+                return value(
+                    format!("sites.{name}.{kind}"),
+                    format!(
+                        "is required: a `{kind}` site needs a [sites.{name}.{kind}] table with {holds}"
+                    ),
+                );
+            }
+            if kind != self.provider && present {
+                return value(
+                    format!("sites.{name}.{kind}"),
+                    format!(
+                        "is only used by provider = \"{kind}\" (this site's provider is `{}`)",
+                        self.provider
+                    ),
+                );
+            }
+        }
+        if let Some(aws) = &self.aws {
+            aws.validate().map_err(|err| ConfigError::Value {
+                key: format!("sites.{name}.aws.{}", err.field),
+                message: err.message,
+            })?;
+        }
+        if let Some(cloudflare) = &self.cloudflare {
+            cloudflare.validate().map_err(|err| ConfigError::Value {
+                key: format!("sites.{name}.cloudflare.{}", err.field),
+                message: err.message,
+            })?;
+        }
         Ok(())
     }
 }
@@ -230,6 +263,8 @@ pub struct ResolvedSite {
     pub faults: Option<edgeship_providers::faults::FaultConfig>,
     /// S3 + CloudFront settings of an `aws` site.
     pub aws: Option<edgeship_providers::aws::AwsSettings>,
+    /// R2 + zone settings of a `cloudflare` site.
+    pub cloudflare: Option<edgeship_providers::cloudflare::CloudflareSettings>,
     /// The most provider calls a deploy of the site makes at once (the ceiling of its
     /// adaptive upload limit); providers with connection pools size them to it.
     pub connections: usize,

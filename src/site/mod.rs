@@ -2,7 +2,9 @@
 //! built once per process (in `AppState` for `edgeship serve`, once per CLI run).
 //!
 //! A site's stack is `Retry(Breaker(Metrics(provider)))`, with fault injection under it
-//! when `[sites.NAME.faults]` is set. Deploys, purges, the assets route, readiness probes
+//! when `[sites.NAME.faults]` is set. The breaker (and the client under it) is the
+//! site's one; a deploy puts its own retry layer on top ([`Site::deploy_stack`]) so its
+//! report and its adaptive concurrency count only its own retries and throttles. Deploys, purges, the assets route, readiness probes
 //! and the CLI all take their site from here, so the service reuses one pooled client per
 //! site across requests and the circuit breaker sees every call the process makes to
 //! that provider. The registry also holds the process's one [`Cache`], its
@@ -16,9 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgeship_providers::SharedProvider;
+use edgeship_providers::breaker::Breaker;
 use edgeship_providers::faults::Faulty;
 use edgeship_providers::local::LocalProvider;
 use edgeship_providers::memory::MemoryProvider;
+use edgeship_providers::metrics::Metrics;
+use edgeship_providers::retry::Retry;
 
 pub use config::{ProviderKind, ResolvedSite, SiteConfig};
 pub use manifest::{ManifestError, ManifestReader};
@@ -69,6 +74,9 @@ pub struct Site {
     settings: ResolvedSite,
     rules: RuleSet,
     unwrapped: SharedProvider,
+    /// `Breaker(Metrics(provider))`: shared by every stack of the site.
+    guarded: SharedProvider,
+    retry: edgeship_providers::retry::RetryPolicy,
     provider: SharedProvider,
     counters: StackCounters,
     manifest: ManifestReader,
@@ -85,19 +93,22 @@ impl Site {
             key: format!("sites.{}.rules", settings.name),
             message: err.to_string(),
         })?;
-        let (provider, retries, throttles) = edgeship_providers::wrap(
-            Arc::clone(&unwrapped),
-            config.deploy.retry.clone(),
+        let guarded: SharedProvider = Arc::new(Breaker::new(
+            Metrics::new(Arc::clone(&unwrapped)),
             config.deploy.breaker.clone(),
-        );
+        ));
+        let retry = config.deploy.retry.clone();
+        let (provider, counters) = retry_stack(&guarded, &retry);
         let manifest =
             ManifestReader::new(&settings.name, &config.deploy.manifest_key, cache.clone());
         Ok(Self {
             settings,
             rules,
             unwrapped,
+            guarded,
+            retry,
             provider,
-            counters: StackCounters { retries, throttles },
+            counters,
             manifest,
         })
     }
@@ -124,12 +135,7 @@ impl Site {
 
     /// A pipeline processing files with the site's rules and `config`'s settings.
     pub fn pipeline(&self, config: &Config) -> Result<Pipeline, ConfigError> {
-        Pipeline::new(&config.pipeline, self.rules.clone(), &config.cache_dir).map_err(|err| {
-            ConfigError::Value {
-                key: "pipeline".into(),
-                message: err.to_string(),
-            }
-        })
+        pipeline_with(config, self.rules.clone())
     }
 
     /// The provider in its retry and breaker stack: what every engine calls.
@@ -143,9 +149,15 @@ impl Site {
         &self.unwrapped
     }
 
-    /// The stack's retry and throttle counts.
+    /// The shared stack's retry and throttle counts (every caller's but deploys').
     pub fn counters(&self) -> &StackCounters {
         &self.counters
+    }
+
+    /// A retry layer of its own over the site's breaker and client, with its own
+    /// counters: what one deploy uses, so its report and concurrency see only its calls.
+    pub fn deploy_stack(&self) -> (SharedProvider, StackCounters) {
+        retry_stack(&self.guarded, &self.retry)
     }
 
     /// The site's manifest reader (cached in the process's cache layer).
@@ -157,6 +169,36 @@ impl Site {
     pub async fn manifest(&self) -> Result<Option<Manifest>, ManifestError> {
         self.manifest.read(&self.provider).await
     }
+}
+
+/// A pipeline for `site` of `config` without a registry (`edgeship build` needs no
+/// provider).
+pub fn pipeline_for(config: &Config, site: &str) -> Result<Pipeline, ConfigError> {
+    let settings = config.site(site)?;
+    let rules = RuleSet::new(&settings.rules).map_err(|err| ConfigError::Value {
+        key: format!("sites.{}.rules", settings.name),
+        message: err.to_string(),
+    })?;
+    pipeline_with(config, rules)
+}
+
+fn pipeline_with(config: &Config, rules: RuleSet) -> Result<Pipeline, ConfigError> {
+    Pipeline::new(&config.pipeline, rules, &config.cache_dir).map_err(|err| ConfigError::Value {
+        key: "pipeline".into(),
+        message: err.to_string(),
+    })
+}
+
+fn retry_stack(
+    guarded: &SharedProvider,
+    policy: &edgeship_providers::retry::RetryPolicy,
+) -> (SharedProvider, StackCounters) {
+    let retry = Retry::new(Arc::clone(guarded), policy.clone());
+    let counters = StackCounters {
+        retries: retry.retries(),
+        throttles: retry.throttles(),
+    };
+    (Arc::new(retry), counters)
 }
 
 /// Every configured site, the process's cache layer, and where jobs, locks and keys live.
@@ -275,12 +317,30 @@ fn open_provider(site: &ResolvedSite) -> Result<SharedProvider, ConfigError> {
             )
             .with_pool_size(site.connections),
         ),
+        #[cfg(feature = "cloudflare")]
+        ProviderKind::Cloudflare => Arc::new(
+            edgeship_providers::cloudflare::CloudflareProvider::new(
+                &site.name,
+                site.cloudflare.clone().unwrap_or_default(),
+            )
+            .with_pool_size(site.connections),
+        ),
         #[cfg(not(feature = "aws"))]
         ProviderKind::Aws => {
             return Err(ConfigError::Value {
                 key: format!("sites.{}.provider", site.name),
                 message: format!(
                     "provider `aws` is not available in this build (available: {})",
+                    ProviderKind::built_list()
+                ),
+            });
+        }
+        #[cfg(not(feature = "cloudflare"))]
+        ProviderKind::Cloudflare => {
+            return Err(ConfigError::Value {
+                key: format!("sites.{}.provider", site.name),
+                message: format!(
+                    "provider `cloudflare` is not available in this build (available: {})",
                     ProviderKind::built_list()
                 ),
             });

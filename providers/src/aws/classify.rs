@@ -125,6 +125,8 @@ pub(crate) struct Context {
     pub(crate) provider: String,
     /// The site name.
     pub(crate) site: String,
+    /// The site's settings table (`aws`, or `cloudflare` for R2), for messages.
+    pub(crate) table: &'static str,
     /// The bucket.
     pub(crate) bucket: String,
     /// The region in use (`?` before it is known).
@@ -186,6 +188,7 @@ pub(crate) fn classify(
 ) -> ProviderError {
     let provider = ctx.provider.clone();
     let site = &ctx.site;
+    let table = ctx.table;
     let place = if operation.is_cloudfront() {
         format!(
             "distribution `{}`",
@@ -196,7 +199,7 @@ pub(crate) fn classify(
     };
     let credentials_hint = format!(
         "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or the profile \
-         (AWS_PROFILE or sites.{site}.aws.profile)"
+         (AWS_PROFILE or sites.{site}.{table}.profile)"
     );
     let (status, code, message, retry_after) = match failure {
         Failure::Service {
@@ -279,15 +282,15 @@ pub(crate) fn classify(
         (Some("NoSuchBucket"), _) => ProviderError::Misconfigured {
             provider,
             message: format!(
-                "bucket `{}` does not exist in region `{}` ({said}); check sites.{site}.aws.bucket, \
-                 sites.{site}.aws.region and sites.{site}.aws.endpoint",
+                "bucket `{}` does not exist in region `{}` ({said}); check sites.{site}.{table}.bucket, \
+                 sites.{site}.{table}.region and sites.{site}.{table}.endpoint",
                 ctx.bucket, ctx.region
             ),
         },
         (Some("NoSuchDistribution"), _) => ProviderError::Misconfigured {
             provider,
             message: format!(
-                "CloudFront distribution `{}` does not exist ({said}); check sites.{site}.aws.distribution_id",
+                "CloudFront distribution `{}` does not exist ({said}); check sites.{site}.{table}.distribution_id",
                 ctx.distribution.as_deref().unwrap_or("?")
             ),
         },
@@ -303,7 +306,7 @@ pub(crate) fn classify(
         | (None, Some(301)) => ProviderError::Misconfigured {
             provider,
             message: format!(
-                "bucket `{}` is not in region `{}` ({said}); set sites.{site}.aws.region (or AWS_REGION) to the bucket's region",
+                "bucket `{}` is not in region `{}` ({said}); set sites.{site}.{table}.region (or AWS_REGION) to the bucket's region",
                 ctx.bucket, ctx.region
             ),
         },
@@ -349,7 +352,7 @@ pub(crate) fn classify(
         | (None, Some(403)) => ProviderError::PermissionDenied {
             provider,
             message: format!(
-                "{what} was refused ({said}); the credentials need {} on it (sites.{site}.aws, AWS_PROFILE)",
+                "{what} was refused ({said}); the credentials need {} on it (sites.{site}.{table}, AWS_PROFILE)",
                 operation.action()
             ),
         },
@@ -389,6 +392,7 @@ mod tests {
         Context {
             provider: "aws:s3://assets".into(),
             site: "www".into(),
+            table: "aws",
             bucket: "assets".into(),
             region: "eu-west-1".into(),
             distribution: Some("E2QWRUHAPOMQZL".into()),

@@ -47,6 +47,8 @@ pub struct AwsProvider {
     settings: AwsSettings,
     prefix: String,
     name: String,
+    /// The site's settings table, for messages (`aws`; `cloudflare` for R2 storage).
+    table: &'static str,
     pool_size: usize,
     sdk_config: Option<SdkConfig>,
     clients: OnceCell<Clients>,
@@ -99,11 +101,20 @@ impl AwsProvider {
             settings,
             prefix,
             name,
+            table: "aws",
             pool_size: 32,
             sdk_config: None,
             clients: OnceCell::new(),
             references: AtomicU64::new(0),
         }
+    }
+
+    /// Names this S3 store `name` in logs and errors, whose settings are the table
+    /// `[sites.SITE.<table>]` (R2 storage of the `cloudflare` provider).
+    pub fn with_identity(mut self, name: impl Into<String>, table: &'static str) -> Self {
+        self.name = name.into();
+        self.table = table;
+        self
     }
 
     /// Keeps up to `connections` idle connections for reuse: the most uploads the deploy
@@ -130,6 +141,7 @@ impl AwsProvider {
         Context {
             provider: self.name.clone(),
             site: self.site.clone(),
+            table: self.table,
             bucket: self.settings.bucket.clone(),
             region: self.settings.region.clone().unwrap_or_else(|| "?".into()),
             distribution: self.settings.distribution_id.clone(),
@@ -166,7 +178,7 @@ impl AwsProvider {
             .validate()
             .map_err(|err| ProviderError::Misconfigured {
                 provider: self.name.clone(),
-                message: format!("sites.{site}.aws.{} {}", err.field, err.message),
+                message: format!("sites.{site}.{}.{} {}", self.table, err.field, err.message),
             })?;
         let http = aws_smithy_http_client::Builder::new()
             .pool_max_idle_per_host(self.pool_size)
@@ -202,8 +214,8 @@ impl AwsProvider {
                 return Err(ProviderError::Misconfigured {
                     provider: self.name.clone(),
                     message: format!(
-                        "no AWS region for bucket `{}`: set sites.{site}.aws.region, AWS_REGION, or `region` in the profile",
-                        self.settings.bucket
+                        "no AWS region for bucket `{}`: set sites.{site}.{}.region, AWS_REGION, or `region` in the profile",
+                        self.settings.bucket, self.table
                     ),
                 });
             }
