@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use edgeship::pipeline::manifest::Manifest;
-use edgeship_providers::aws::sdk::aws_sdk_s3;
 use edgeship_providers::aws::testing::{self, AuthMoto};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -43,38 +42,10 @@ fn deploy(
     access_key: &str,
     secret: &str,
 ) -> std::process::Output {
-    sandbox
-        .command()
-        .args(["deploy", site.to_str().unwrap(), "--json"])
-        .env("AWS_ACCESS_KEY_ID", access_key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", sandbox.path("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            sandbox.path("no-aws-credentials"),
-        )
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_REGION")
-        .output()
-        .unwrap()
-}
-
-/// Every object in `bucket` with its last-modified time.
-async fn objects(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, String> {
-    let mut found = BTreeMap::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        for object in page.unwrap().contents() {
-            found.insert(
-                object.key().unwrap().to_string(),
-                format!("{:?}", object.last_modified()),
-            );
-        }
-    }
-    found
+    let mut cmd = sandbox.command();
+    cmd.args(["deploy", site.to_str().unwrap(), "--json"]);
+    common::s3::with_credentials(&mut cmd, sandbox.dir.path(), access_key, secret);
+    cmd.output().unwrap()
 }
 
 fn append(path: &Path, text: &str) {
@@ -103,7 +74,7 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
     let first = deploy(&sandbox, &site, testing::ACCESS_KEY, testing::SECRET_KEY);
     assert_eq!(first.status.code(), Some(0), "{}", common::stderr(&first));
     let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
-    let before = rt.block_on(objects(&s3, &bucket));
+    let before = rt.block_on(common::s3::objects(&s3, &bucket));
     assert_eq!(
         report["uploaded"].as_u64().unwrap() as usize + 1,
         before.len(),
@@ -130,7 +101,7 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
     let second = deploy(&sandbox, &site, testing::ACCESS_KEY, testing::SECRET_KEY);
     assert_eq!(second.status.code(), Some(0), "{}", common::stderr(&second));
     let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
-    let after = rt.block_on(objects(&s3, &bucket));
+    let after = rt.block_on(common::s3::objects(&s3, &bucket));
     assert_eq!(
         after.keys().collect::<Vec<_>>(),
         before.keys().collect::<Vec<_>>()
