@@ -206,19 +206,25 @@ impl SiteConfig {
     fn validate_provider_table(&self, name: &str) -> Result<(), ConfigError> {
         let value = |key: String, message: String| Err(ConfigError::Value { key, message });
         let tables = [
-            (ProviderKind::Aws, self.aws.is_some(), "the S3 bucket"),
+            (
+                ProviderKind::Aws,
+                self.aws.is_some(),
+                "bucket",
+                "the S3 bucket",
+            ),
             (
                 ProviderKind::Cloudflare,
                 self.cloudflare.is_some(),
+                "account_id",
                 "the account, R2 bucket, zone and hosts",
             ),
         ];
-        for (kind, present, holds) in tables {
+        for (kind, present, first, holds) in tables {
             if kind == self.provider && !present {
                 return value(
-                    format!("sites.{name}.{kind}"),
+                    format!("sites.{name}.{kind}.{first}"),
                     format!(
-                        "is required: a `{kind}` site needs a [sites.{name}.{kind}] table with {holds}"
+                        "is required: provider = \"{kind}\" needs a [sites.{name}.{kind}] table with {holds}"
                     ),
                 );
             }

@@ -39,7 +39,8 @@ pub(crate) struct Call {
 
 /// The bodies for `request`: one per kind it holds (the API takes one kind per call).
 /// Paths become absolute URLs for every host (`https://host/path`), prefixes become
-/// `host/path` without scheme (`/` is the whole host), tags go as they are.
+/// `host/path` without scheme, the root prefix `/` a purge of the hosts, tags go as they
+/// are.
 pub(crate) fn calls(request: &PurgeRequest, hosts: &[String]) -> Vec<Call> {
     if request.everything {
         return vec![Call {
@@ -64,9 +65,16 @@ pub(crate) fn calls(request: &PurgeRequest, hosts: &[String]) -> Vec<Call> {
             body: json!({ "files": files }),
         });
     }
-    if !request.prefixes.is_empty() {
-        let prefixes: Vec<String> = request
-            .prefixes
+    let (root, prefixes): (Vec<&String>, Vec<&String>) =
+        request.prefixes.iter().partition(|p| p.as_str() == "/");
+    if !root.is_empty() {
+        calls.push(Call {
+            body: json!({ "hosts": hosts }),
+            urls: 0,
+        });
+    }
+    if !prefixes.is_empty() {
+        let prefixes: Vec<String> = prefixes
             .iter()
             .flat_map(|prefix| {
                 let path = crate::aws::cloudfront::encode_path(prefix.trim_end_matches('/'));
@@ -361,9 +369,13 @@ mod tests {
         assert_eq!(split[0].urls, 4);
         assert_eq!(
             split[1].body,
-            json!({ "prefixes": ["www.example.com/img", "example.com/img", "www.example.com", "example.com"] })
+            json!({ "hosts": ["www.example.com", "example.com"] })
         );
-        assert_eq!(split[2].body, json!({ "tags": ["product-42"] }));
+        assert_eq!(
+            split[2].body,
+            json!({ "prefixes": ["www.example.com/img", "example.com/img"] })
+        );
+        assert_eq!(split[3].body, json!({ "tags": ["product-42"] }));
         let everything = PurgeRequest {
             everything: true,
             ..PurgeRequest::default()
