@@ -106,23 +106,10 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
         after.keys().collect::<Vec<_>>(),
         before.keys().collect::<Vec<_>>()
     );
-    let rewritten: BTreeSet<&str> = after
-        .iter()
-        .filter(|(key, modified)| before.get(*key) != Some(modified))
-        .map(|(key, _)| key.as_str())
-        .collect();
+    let rewritten = common::s3::rewritten(&before, &after);
     // The changed files, each with the compressed variants it has, and the manifest.
     let changed = ["assets/print.css", "about/index.html", "blog/index.html"];
-    let mut expected: BTreeSet<&str> = after
-        .keys()
-        .map(String::as_str)
-        .filter(|key| {
-            changed.iter().any(|path| {
-                key.strip_prefix(path)
-                    .is_some_and(|rest| ["", ".br", ".gz", ".zst"].contains(&rest))
-            })
-        })
-        .collect();
+    let mut expected = common::s3::objects_of(&after, &changed);
     assert!(
         expected.len() > 3,
         "compressed variants are stored too: {expected:?}"
@@ -131,7 +118,7 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
         report["uploaded"].as_u64().unwrap() as usize,
         expected.len()
     );
-    expected.insert(".edgeship/manifest");
+    expected.insert(".edgeship/manifest".into());
     assert_eq!(rewritten, expected, "only the changed objects were PUT");
 
     // One invalidation, for exactly the changed paths; pages also by their directory.
@@ -162,13 +149,13 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
     let manifest = Manifest::from_json(&manifest).unwrap();
     for key in expected.iter().filter(|k| !k.starts_with(".edgeship/")) {
         let head = rt
-            .block_on(s3.head_object().bucket(&bucket).key(*key).send())
+            .block_on(s3.head_object().bucket(&bucket).key(key).send())
             .unwrap();
         let (path, encoding) = match key.rsplit_once('.') {
             Some((path, "br")) => (path, Some("br")),
             Some((path, "gz")) => (path, Some("gzip")),
             Some((path, "zst")) => (path, Some("zstd")),
-            _ => (*key, None),
+            _ => (key.as_str(), None),
         };
         let entry = &manifest.assets[path];
         let (content_type, cache_control) = if path.ends_with(".css") {

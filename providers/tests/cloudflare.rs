@@ -14,15 +14,7 @@ async fn settings(tag: &str, fake: &FakeCloudflare, hosts: &[&str]) -> Cloudflar
     let endpoint = moto::moto_endpoint();
     let bucket = moto::unique_bucket(tag);
     moto::create_bucket(&endpoint, &bucket).await;
-    CloudflareSettings {
-        account_id: testing::ACCOUNT.into(),
-        zone_id: testing::ZONE.into(),
-        bucket,
-        hosts: hosts.iter().map(|h| h.to_string()).collect(),
-        endpoint: Some(endpoint),
-        api_base: Some(fake.base().to_string()),
-        ..CloudflareSettings::default()
-    }
+    fake.settings(&endpoint, &bucket, hosts)
 }
 
 fn provider(settings: CloudflareSettings, token: &str) -> CloudflareProvider {

@@ -1,7 +1,7 @@
 //! S3 helpers for the tests against moto (the `aws` and `cloudflare` providers).
 #![cfg(feature = "aws")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -37,4 +37,30 @@ pub async fn objects(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, 
         }
     }
     found
+}
+
+/// Keys whose last-modified time differs between two listings (objects PUT again).
+pub fn rewritten(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    after
+        .iter()
+        .filter(|(key, modified)| before.get(*key) != Some(modified))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// The keys of `listing` that store `paths`: each file and its `.br`/`.gz`/`.zst` variants.
+pub fn objects_of(listing: &BTreeMap<String, String>, paths: &[&str]) -> BTreeSet<String> {
+    listing
+        .keys()
+        .filter(|key| {
+            paths.iter().any(|path| {
+                key.strip_prefix(path)
+                    .is_some_and(|rest| ["", ".br", ".gz", ".zst"].contains(&rest))
+            })
+        })
+        .cloned()
+        .collect()
 }

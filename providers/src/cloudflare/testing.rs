@@ -60,6 +60,25 @@ pub const ZONE: &str = "fedcba9876543210fedcba9876543210";
 pub const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 
 impl FakeCloudflare {
+    /// Settings of a site in `bucket` on the S3 `endpoint` (moto), for `hosts`, purging
+    /// through this fake.
+    pub fn settings(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        hosts: &[&str],
+    ) -> super::CloudflareSettings {
+        super::CloudflareSettings {
+            account_id: ACCOUNT.into(),
+            zone_id: ZONE.into(),
+            bucket: bucket.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            endpoint: Some(endpoint.into()),
+            api_base: Some(self.base.clone()),
+            ..super::CloudflareSettings::default()
+        }
+    }
+
     /// Starts the fake for zone [`ZONE`] with Free-plan limits (100 URLs / 100 operations
     /// per call).
     pub async fn start() -> Self {
