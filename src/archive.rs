@@ -90,7 +90,16 @@ fn safe_path(raw: &Path) -> Result<Option<PathBuf>, &'static str> {
     let mut clean = PathBuf::new();
     for component in raw.components() {
         match component {
-            Component::Normal(part) => clean.push(part),
+            Component::Normal(part) => {
+                // Names that would fail later as keys: refuse them now, as a 400.
+                let Some(text) = part.to_str() else {
+                    return Err("the path is not UTF-8");
+                };
+                if text.chars().any(|c| c.is_control() || c == '\\') {
+                    return Err("a backslash or control character in the path");
+                }
+                clean.push(part)
+            }
             Component::CurDir => {}
             Component::ParentDir => return Err("`..` in the path"),
             Component::RootDir | Component::Prefix(_) => return Err("absolute path"),
@@ -125,6 +134,24 @@ pub fn extract(archive: &Path, target: &Path, limits: &Limits) -> Result<Extract
         };
         let kind = entry.header().entry_type();
         let relative = safe_path(&raw_path).map_err(refuse)?;
+        // A PAX sparse file (GNU.sparse.* records) would be stored as its sparse map
+        // under `GNUSparseFile.N/…`; the GNU form is refused as a non-regular file.
+        let sparse = entry
+            .pax_extensions()
+            .ok()
+            .flatten()
+            .is_some_and(|extensions| {
+                extensions.flatten().any(|extension| {
+                    extension
+                        .key()
+                        .is_ok_and(|key| key.starts_with("GNU.sparse."))
+                })
+            });
+        if sparse {
+            return Err(refuse(
+                "sparse files are not accepted (archive without --sparse)",
+            ));
+        }
         if kind.is_pax_global_extensions()
             || kind.is_pax_local_extensions()
             || kind.is_gnu_longname()
@@ -297,5 +324,54 @@ mod tests {
         );
         let (_, result) = run(b"definitely not a tar archive, just some text", &LIMITS);
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn backslashes_control_characters_and_pax_sparse_files_are_refused() {
+        for (name, reason) in [
+            (
+                "assets\\app.js",
+                "a backslash or control character in the path",
+            ),
+            (
+                "bell\u{7}.txt",
+                "a backslash or control character in the path",
+            ),
+        ] {
+            let (dir, result) = run(&tar_with(&[(name, b"x")]), &LIMITS);
+            match result {
+                Err(ArchiveError::UnsafeEntry { reason: got, .. }) => assert_eq!(got, reason),
+                other => panic!("{name:?}: {other:?}"),
+            }
+            let extracted = std::fs::read_dir(dir.path().join("site")).unwrap().count();
+            assert_eq!(extracted, 0, "{name:?}: nothing was written");
+        }
+
+        // What GNU tar --sparse --format=pax writes: PAX records, then the sparse map as
+        // a regular file under GNUSparseFile.0/.
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([
+                ("GNU.sparse.major", &b"1"[..]),
+                ("GNU.sparse.minor", &b"0"[..]),
+                ("GNU.sparse.name", &b"big.bin"[..]),
+                ("GNU.sparse.realsize", &b"1048576"[..]),
+            ])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_size(4);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, "GNUSparseFile.0/big.bin", &b"1\n0\n"[..])
+            .unwrap();
+        let (dir, result) = run(&builder.into_inner().unwrap(), &LIMITS);
+        assert!(
+            result
+                .unwrap_err()
+                .to_string()
+                .contains("sparse files are not accepted")
+        );
+        assert!(!dir.path().join("site/GNUSparseFile.0").exists());
     }
 }
