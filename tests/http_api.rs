@@ -1052,3 +1052,39 @@ async fn serve_without_a_default_site_serves_the_only_site_or_none_with_a_clear_
         200
     );
 }
+
+/// A `serve` killed during an HTTP deploy leaves its job `running` and its upload on
+/// disk; the next start settles it: `failed` with the reason, the upload removed.
+#[tokio::test]
+async fn a_restart_settles_deploys_a_killed_serve_left_running_and_removes_their_uploads() {
+    use edgeship::deploy::job::{DeployJob, DeployStatus};
+    let data = tempfile::tempdir().unwrap();
+    let config = edgeship::config::Config {
+        data_dir: data.path().to_path_buf(),
+        cache_dir: data.path().join("cache"),
+        ..Default::default()
+    };
+    // What the killed process left: the job saved as running, its extracted upload.
+    let store = edgeship::jobs::JobStore::Dir(data.path().join("jobs"));
+    let mut job = DeployJob::new("default", false, false, 3, 30);
+    job.status = DeployStatus::Running;
+    store.save(&job).await.unwrap();
+    let upload = data.path().join("uploads").join(&job.id).join("site");
+    std::fs::create_dir_all(&upload).unwrap();
+    std::fs::write(upload.join("index.html"), "<p>half</p>").unwrap();
+
+    let app = TestApp::start(config, data).await;
+    let status = app
+        .admin("GET", &format!("/v1/deploys/{}", job.id), None)
+        .await
+        .json();
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("the service stopped while this deploy ran"),
+        "{status}"
+    );
+    assert!(!app.data.path().join("uploads").join(&job.id).exists());
+}

@@ -82,6 +82,16 @@ impl DeployJob {
     }
 }
 
+impl DeployJob {
+    /// Whether the job will not change any more.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status,
+            DeployStatus::Done | DeployStatus::Partial | DeployStatus::Failed
+        )
+    }
+}
+
 impl Job for DeployJob {
     const KIND: JobKind = JobKind::Deploy;
 

@@ -305,6 +305,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Deploys a killed predecessor left running are settled before anything is served.
+    routes::deploy::settle_interrupted(&state).await;
     let tracker = state.jobs().clone();
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     // Served-bytes counters reach the cache layer every second, and once more at the end.

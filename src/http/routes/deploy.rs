@@ -35,6 +35,65 @@ pub struct DeployQuery {
     pub delete: bool,
 }
 
+/// Where uploads of deploys received by this process are kept while their job runs: one
+/// directory per job, named by its id.
+pub fn uploads_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("uploads")
+}
+
+/// Settles the deploys a killed `serve` left behind on this machine: each upload
+/// directory still present belongs to a job that never finished (a finished job removes
+/// its own). Such a job is marked `failed` with the reason — deploying again resumes,
+/// since the deploy engine finds the interrupted deploy's marker — and its upload is
+/// removed. Returns how many were settled.
+pub async fn settle_interrupted(state: &AppState) -> usize {
+    let dir = uploads_dir(&state.config().data_dir);
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        return 0;
+    };
+    let mut settled = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if crate::jobs::JobKind::Deploy.owns(&id) {
+            match state.job_store().load::<DeployJob>(&id).await {
+                Ok(Some(mut job)) if !job.is_finished() => {
+                    job.status = DeployStatus::Failed;
+                    job.error = Some(
+                        "the service stopped while this deploy ran; upload the site again: the next deploy checks what is stored and uploads only the rest"
+                            .into(),
+                    );
+                    job.updated_at = crate::jobs::unix_now();
+                    match state.job_store().save(&job).await {
+                        Ok(()) => settled += 1,
+                        Err(err) => {
+                            tracing::warn!(job = %id, error = %err, "cannot settle an interrupted deploy")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(job = %id, error = %err, "cannot read an interrupted deploy")
+                }
+            }
+        }
+        let path = entry.path();
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|removed| removed);
+        if let Err(err) = removed {
+            tracing::warn!(job = %id, error = %err, "cannot remove an interrupted upload");
+        }
+    }
+    if settled > 0 {
+        tracing::warn!(
+            jobs = settled,
+            "deploys interrupted by a stop were marked failed"
+        );
+    }
+    settled
+}
+
 /// Removes a directory tree when dropped (uploads and extractions are temporary).
 struct TempTree(std::path::PathBuf);
 
@@ -97,7 +156,7 @@ pub async fn create(
         return Err(too_large());
     }
     let mut job = DeployJob::new(&site, query.dry_run, query.delete, 0, 0);
-    let work = TempTree(config.data_dir.join("uploads").join(&job.id));
+    let work = TempTree(uploads_dir(&config.data_dir).join(&job.id));
     let upload = work.0.join("upload");
     let target = work.0.join("site");
     tokio::fs::create_dir_all(&target)
