@@ -139,7 +139,7 @@ impl Pattern {
         let glob = GlobBuilder::new(&input[1..])
             .literal_separator(true)
             .build()
-            .map_err(|e| error(0, &e.kind().to_string()))?;
+            .map_err(|e| error(glob_error_position(input, e.kind()), &e.kind().to_string()))?;
         Ok(Self::Glob {
             source: input.to_string(),
             matcher: glob.compile_matcher(),
@@ -156,6 +156,24 @@ impl Pattern {
             Self::Tag(tag) => tags.iter().any(|t| t == tag),
             Self::Everything => true,
         }
+    }
+}
+
+/// Where in `input` (the whole pattern, leading `/` included) globset's error is: the `[`
+/// of a bad class, the `{` of bad alternatives, the last character of a dangling escape.
+fn glob_error_position(input: &str, kind: &globset::ErrorKind) -> usize {
+    use globset::ErrorKind as K;
+    match kind {
+        K::InvalidRange(from, to) => input
+            .find(&format!("{from}-{to}"))
+            .and_then(|at| input[..at].rfind('['))
+            .unwrap_or(0),
+        K::UnclosedClass => input.find('[').unwrap_or(0),
+        K::UnopenedAlternates | K::UnclosedAlternates | K::NestedAlternates => {
+            input.find('{').unwrap_or(0)
+        }
+        K::DanglingEscape => input.len().saturating_sub(1),
+        _ => 0,
     }
 }
 
@@ -197,6 +215,13 @@ mod tests {
 
     fn err(input: &str) -> PatternError {
         Pattern::parse(input).unwrap_err()
+    }
+
+    #[test]
+    fn bad_classes_point_at_their_bracket() {
+        assert_eq!(err("/a[z-a].js").position, 2, "{}", err("/a[z-a].js"));
+        assert_eq!(err("/x/[!]").position, 3, "{}", err("/x/[!]"));
+        assert_eq!(err("/ok[a-c]/b[z-a]").position, 10);
     }
 
     #[test]
