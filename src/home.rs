@@ -6,7 +6,7 @@
 //! machine sees. The memory-only cache is never a home: a CLI run and the service are
 //! different processes and must see the same jobs and keys.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cache::Cache;
 use crate::config::Config;
@@ -27,22 +27,6 @@ impl StateHome {
             Self::Cache(cache.clone())
         } else {
             Self::Dir(config.data_dir.clone())
-        }
-    }
-
-    /// The cache layer, when that is the home.
-    pub fn cache(&self) -> Option<&Cache> {
-        match self {
-            Self::Cache(cache) => Some(cache),
-            Self::Dir(_) => None,
-        }
-    }
-
-    /// The data directory, when that is the home.
-    pub fn dir(&self) -> Option<&Path> {
-        match self {
-            Self::Cache(_) => None,
-            Self::Dir(dir) => Some(dir),
         }
     }
 }

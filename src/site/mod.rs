@@ -78,7 +78,6 @@ pub struct Site {
     guarded: SharedProvider,
     retry: edgeship_providers::retry::RetryPolicy,
     provider: SharedProvider,
-    counters: StackCounters,
     manifest: ManifestReader,
 }
 
@@ -98,7 +97,7 @@ impl Site {
             config.deploy.breaker.clone(),
         ));
         let retry = config.deploy.retry.clone();
-        let (provider, counters) = retry_stack(&guarded, &retry);
+        let (provider, _) = retry_stack(&guarded, &retry);
         let manifest =
             ManifestReader::new(&settings.name, &config.deploy.manifest_key, cache.clone());
         Ok(Self {
@@ -108,7 +107,6 @@ impl Site {
             guarded,
             retry,
             provider,
-            counters,
             manifest,
         })
     }
@@ -147,11 +145,6 @@ impl Site {
     /// readiness probes, which want one quick answer.
     pub fn unwrapped_provider(&self) -> &SharedProvider {
         &self.unwrapped
-    }
-
-    /// The shared stack's retry and throttle counts (every caller's but deploys').
-    pub fn counters(&self) -> &StackCounters {
-        &self.counters
     }
 
     /// A retry layer of its own over the site's breaker and client, with its own
@@ -256,17 +249,13 @@ impl Sites {
 
     /// The site `name`; unknown names are [`ConfigError::UnknownSite`].
     pub fn get(&self, name: &str) -> Result<Arc<Site>, ConfigError> {
-        match self.sites.get(name) {
-            Some(site) => Ok(Arc::clone(site)),
-            None => Err(self
-                .config
-                .site(name)
-                .err()
-                .unwrap_or_else(|| ConfigError::UnknownSite {
-                    name: name.to_string(),
-                    known: self.names().collect::<Vec<_>>().join(", "),
-                })),
-        }
+        self.sites
+            .get(name)
+            .map(Arc::clone)
+            .ok_or_else(|| ConfigError::UnknownSite {
+                name: name.to_string(),
+                known: self.names().collect::<Vec<_>>().join(", "),
+            })
     }
 
     /// Every site, by name.
