@@ -5,9 +5,12 @@
 //! secret is stored, and it is compared in constant time. Several keys can be active at
 //! once, so rotating is: create the new key, switch clients, revoke the old one.
 //!
-//! Keys live in the cache layer when Redis is configured (shared by every replica), in
-//! `<data_dir>/keys.json` otherwise (written atomically; the service rereads it when it
-//! changes, so `edgeship keys create` works while the service runs).
+//! Keys live in `<data_dir>/keys.json` (mode 0600, written atomically; the service
+//! rereads it when it changes, so `edgeship keys create` works while the service runs).
+//! With Redis configured they live in the cache layer too, shared by every replica, and
+//! the file stays a durable copy of every key this machine created, revoked or accepted:
+//! a Redis that loses its data (a restart without persistence) loses no key — the next
+//! use of a key finds it in the file and puts it back.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -177,35 +180,45 @@ type KeyMap = BTreeMap<String, ApiKey>;
 
 /// Where keys are kept.
 #[derive(Debug)]
-pub enum KeyStore {
-    /// The cache layer (Redis when configured).
-    Cache(Cache),
-    /// A JSON file, reread when it changes.
-    File {
-        /// `<data_dir>/keys.json`.
-        path: PathBuf,
-        /// The last read: the file's modification time and its keys.
-        snapshot: Mutex<Option<(SystemTime, Arc<KeyMap>)>>,
-    },
+pub struct KeyStore {
+    /// The cache layer, when Redis is configured.
+    cache: Option<Cache>,
+    /// The key file: the store without Redis, the durable copy with it.
+    file: KeyFile,
+}
+
+/// `<data_dir>/keys.json`, reread when it changes.
+#[derive(Debug)]
+struct KeyFile {
+    path: PathBuf,
+    /// The last read: the file's modification time and its keys.
+    snapshot: Mutex<Option<(SystemTime, Arc<KeyMap>)>>,
 }
 
 const INDEX: &str = "apikeys";
 
 impl KeyStore {
-    /// The store in the process's state home: the cache layer with Redis, else the key
-    /// file `<data_dir>/keys.json`.
-    pub fn new(home: &StateHome) -> Self {
+    /// The store of the process's state home: the cache layer with Redis (and the key
+    /// file under `data_dir` as its durable copy), else the key file alone.
+    pub fn new(home: &StateHome, data_dir: &std::path::Path) -> Self {
+        let file = KeyFile::new(data_dir.join("keys.json"));
         match home {
-            StateHome::Cache(cache) => Self::Cache(cache.clone()),
-            StateHome::Dir(dir) => Self::file(dir.join("keys.json")),
+            StateHome::Cache(cache) => Self {
+                cache: Some(cache.clone()),
+                file,
+            },
+            StateHome::Dir(dir) => Self {
+                cache: None,
+                file: KeyFile::new(dir.join("keys.json")),
+            },
         }
     }
 
-    /// A store in the JSON file at `path`.
+    /// A store in the JSON file at `path` alone.
     pub fn file(path: PathBuf) -> Self {
-        Self::File {
-            path,
-            snapshot: Mutex::new(None),
+        Self {
+            cache: None,
+            file: KeyFile::new(path),
         }
     }
 
@@ -254,37 +267,60 @@ impl KeyStore {
         Ok(key)
     }
 
-    /// One key by id.
+    /// One key by id. With Redis, a key Redis has is copied to the file when the file's
+    /// copy differs (revoked elsewhere, say), and a key only the file has is put back
+    /// into Redis.
     pub async fn get(&self, id: &str) -> Result<Option<ApiKey>, KeyError> {
-        match self {
-            Self::Cache(cache) => Ok(cache
-                .get(&cache.keys().global().key(&format!("apikey:{id}")))
-                .await?),
-            Self::File { .. } => Ok(self.read_file()?.get(id).cloned()),
+        let Some(cache) = &self.cache else {
+            return Ok(self.file.read()?.get(id).cloned());
+        };
+        let record = cache.keys().global().key(&format!("apikey:{id}"));
+        let stored: Option<ApiKey> = cache.get(&record).await?;
+        let copy = self.file.read()?.get(id).cloned();
+        match (stored, copy) {
+            (Some(key), copy) => {
+                if copy.as_ref() != Some(&key)
+                    && let Err(err) = self.file.insert(&key)
+                {
+                    tracing::warn!(error = %err, "cannot update the durable copy of an API key");
+                }
+                Ok(Some(key))
+            }
+            (None, Some(key)) => {
+                if !cache.metrics().is_degraded() {
+                    tracing::warn!(key = %key.id, "API key missing from Redis (did it lose its data?); restored from the key file");
+                    if let Err(err) = self.put_cache(cache, &key).await {
+                        tracing::warn!(error = %err, "cannot restore an API key into Redis");
+                    }
+                }
+                Ok(Some(key))
+            }
+            (None, None) => Ok(None),
         }
     }
 
-    /// Every key, oldest first.
+    /// Every key, oldest first (with Redis: its keys and the file's, Redis's copy first).
     pub async fn list(&self) -> Result<Vec<ApiKey>, KeyError> {
-        let mut keys = match self {
-            Self::Cache(cache) => {
-                let global = cache.keys().global();
-                let ids = cache
-                    .sorted_range_by_score(&global.key(INDEX), f64::MIN, f64::MAX, 100_000)
-                    .await?;
-                let lookups: Vec<_> = ids
-                    .iter()
-                    .map(|(id, _)| global.key(&format!("apikey:{id}")))
-                    .collect();
-                cache
-                    .get_many::<ApiKey>(&lookups)
-                    .await?
-                    .into_iter()
-                    .flatten()
-                    .collect()
+        let mut keys = BTreeMap::clone(&*self.file.read()?);
+        if let Some(cache) = &self.cache {
+            let global = cache.keys().global();
+            let ids = cache
+                .sorted_range_by_score(&global.key(INDEX), f64::MIN, f64::MAX, 100_000)
+                .await?;
+            let lookups: Vec<_> = ids
+                .iter()
+                .map(|(id, _)| global.key(&format!("apikey:{id}")))
+                .collect();
+            for key in cache
+                .get_many::<ApiKey>(&lookups)
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                keys.insert(key.id.clone(), key);
             }
-            Self::File { .. } => self.read_file()?.values().cloned().collect::<Vec<_>>(),
-        };
+        }
+        let mut keys: Vec<ApiKey> = keys.into_values().collect();
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(keys)
     }
@@ -292,10 +328,9 @@ impl KeyStore {
     /// Whether the store is answering from a fallback (Redis unreachable), so a missing
     /// key may only be missing from the fallback.
     pub fn is_degraded(&self) -> bool {
-        match self {
-            Self::Cache(cache) => cache.metrics().is_degraded(),
-            Self::File { .. } => false,
-        }
+        self.cache
+            .as_ref()
+            .is_some_and(|cache| cache.metrics().is_degraded())
     }
 
     /// Whether any key is usable now (the service creates an admin key when none is).
@@ -305,49 +340,63 @@ impl KeyStore {
     }
 
     async fn put(&self, key: &ApiKey) -> Result<(), KeyError> {
-        match self {
-            Self::Cache(cache) => {
-                let global = cache.keys().global();
-                cache
-                    .set(&global.key(&format!("apikey:{}", key.id)), key, None)
-                    .await?;
-                cache
-                    .sorted_add(&global.key(INDEX), &key.id, key.created_at as f64)
-                    .await?;
-                Ok(())
-            }
-            Self::File { path, .. } => {
-                let mut keys = BTreeMap::clone(&*self.read_file()?);
-                keys.insert(key.id.clone(), key.clone());
-                write_file(path, &keys)
-            }
+        if let Some(cache) = &self.cache {
+            self.put_cache(cache, key).await?;
+        }
+        self.file.insert(key)
+    }
+
+    async fn put_cache(&self, cache: &Cache, key: &ApiKey) -> Result<(), KeyError> {
+        let global = cache.keys().global();
+        cache
+            .set(&global.key(&format!("apikey:{}", key.id)), key, None)
+            .await?;
+        cache
+            .sorted_add(&global.key(INDEX), &key.id, key.created_at as f64)
+            .await?;
+        Ok(())
+    }
+}
+
+impl KeyFile {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            snapshot: Mutex::new(None),
         }
     }
 
-    /// The key file's contents, reread only when its modification time changed.
-    /// Shared, not copied: the service reads it on every authenticated request.
-    fn read_file(&self) -> Result<Arc<KeyMap>, KeyError> {
-        let Self::File { path, snapshot } = self else {
-            return Ok(Arc::default());
-        };
-        let error = |message: String| KeyError::File {
-            path: path.clone(),
+    fn error(&self, message: String) -> KeyError {
+        KeyError::File {
+            path: self.path.clone(),
             message,
-        };
-        let modified = match std::fs::metadata(path) {
-            Ok(meta) => meta.modified().map_err(|e| error(e.to_string()))?,
+        }
+    }
+
+    /// Adds or replaces one key.
+    fn insert(&self, key: &ApiKey) -> Result<(), KeyError> {
+        let mut keys = BTreeMap::clone(&*self.read()?);
+        keys.insert(key.id.clone(), key.clone());
+        write_file(&self.path, &keys)
+    }
+
+    /// The file's contents, reread only when its modification time changed. Shared, not
+    /// copied: the service reads it on every authenticated request.
+    fn read(&self) -> Result<Arc<KeyMap>, KeyError> {
+        let modified = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta.modified().map_err(|e| self.error(e.to_string()))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::default()),
-            Err(err) => return Err(error(err.to_string())),
+            Err(err) => return Err(self.error(err.to_string())),
         };
-        let mut snapshot = snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((seen, keys)) = snapshot.as_ref()
             && *seen == modified
         {
             return Ok(Arc::clone(keys));
         }
-        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-        let keys: BTreeMap<String, ApiKey> =
-            serde_json::from_slice(&bytes).map_err(|e| error(format!("unreadable: {e}")))?;
+        let bytes = std::fs::read(&self.path).map_err(|e| self.error(e.to_string()))?;
+        let keys: KeyMap =
+            serde_json::from_slice(&bytes).map_err(|e| self.error(format!("unreadable: {e}")))?;
         let keys = Arc::new(keys);
         *snapshot = Some((modified, Arc::clone(&keys)));
         Ok(keys)

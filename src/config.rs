@@ -162,6 +162,15 @@ pub struct ServerConfig {
     pub max_upload_files: u64,
     /// An upload may expand to at most this many times its size when extracted.
     pub max_expansion_ratio: u64,
+    /// Deploy uploads being received at once, from all keys; more are answered 429.
+    pub max_concurrent_uploads: u32,
+    /// Deploy uploads being received at once with one key; more are answered 429.
+    pub max_uploads_per_key: u32,
+    /// An upload that sends no bytes for this long is cut off with 408, in seconds.
+    pub upload_idle_timeout_secs: u64,
+    /// An upload must be received completely within this long, or it is cut off with
+    /// 408, in seconds (at the default, 1 GiB needs about 300 KB/s).
+    pub upload_timeout_secs: u64,
     /// API requests per second per key, sustained.
     pub key_rate_per_sec: u32,
     /// API requests per key allowed in a burst above the rate.
@@ -192,6 +201,13 @@ impl ServerConfig {
             ("max_upload_bytes", self.max_upload_bytes),
             ("max_upload_files", self.max_upload_files),
             ("max_expansion_ratio", self.max_expansion_ratio),
+            (
+                "max_concurrent_uploads",
+                u64::from(self.max_concurrent_uploads),
+            ),
+            ("max_uploads_per_key", u64::from(self.max_uploads_per_key)),
+            ("upload_idle_timeout_secs", self.upload_idle_timeout_secs),
+            ("upload_timeout_secs", self.upload_timeout_secs),
             ("key_rate_per_sec", u64::from(self.key_rate_per_sec)),
             ("key_burst", u64::from(self.key_burst)),
             ("ip_rate_per_sec", u64::from(self.ip_rate_per_sec)),
@@ -222,6 +238,10 @@ impl Default for ServerConfig {
             max_upload_bytes: 1024 * 1024 * 1024,
             max_upload_files: 100_000,
             max_expansion_ratio: 100,
+            max_concurrent_uploads: 16,
+            max_uploads_per_key: 4,
+            upload_idle_timeout_secs: 30,
+            upload_timeout_secs: 3600,
             key_rate_per_sec: 20,
             key_burst: 40,
             ip_rate_per_sec: 50,

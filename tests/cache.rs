@@ -724,3 +724,55 @@ async fn redis_unreachable_from_the_start_serves_from_memory_and_reports_degrade
     assert_eq!(stats.fallbacks, 40);
     assert_eq!(stats.errors, 0, "no call failed: {stats:?}");
 }
+
+#[tokio::test]
+async fn api_keys_survive_a_redis_that_lost_its_data_and_revocations_reach_the_key_file() {
+    use edgeship::api_keys::{KeyStore, Scope, parse_token};
+    use edgeship::home::StateHome;
+    let cache = Cache::from_config(&redis_config(SHARED_REDIS, "keys")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = KeyStore::new(&StateHome::Cache(cache.clone()), data.path());
+    let created = store
+        .create("ci", vec![Scope::Deploy], None, vec![])
+        .await
+        .unwrap();
+    let (id, _) = parse_token(&created.token).unwrap();
+    // It is in Redis (not only in a fallback) and in the key file.
+    let record = cache.keys().global().key(&format!("apikey:{id}"));
+    let mut conn = raw_connection(SHARED_REDIS);
+    let exists = |conn: &mut redis::Connection| -> bool {
+        redis::cmd("EXISTS")
+            .arg(record.as_str())
+            .query::<i64>(conn)
+            .unwrap()
+            == 1
+    };
+    assert!(exists(&mut conn), "the key is stored in Redis");
+    assert!(!cache.metrics().is_degraded());
+    let file = std::fs::read_to_string(data.path().join("keys.json")).unwrap();
+    assert!(file.contains(id));
+
+    // Redis restarted without persistence: everything under the prefix is gone.
+    cleanup(&cache).await;
+    assert!(!exists(&mut conn));
+    let found = store
+        .get(id)
+        .await
+        .unwrap()
+        .expect("the key file still has it");
+    assert_eq!(found, created.key);
+    assert!(exists(&mut conn), "the key was put back into Redis");
+    assert_eq!(store.list().await.unwrap().len(), 1);
+
+    // A revocation made through Redis alone (another machine) reaches this machine's
+    // file at the key's next use, so a later data loss cannot bring the key back.
+    let mut revoked = created.key.clone();
+    revoked.revoked_at = Some(1);
+    cache.set(&record, &revoked, None).await.unwrap();
+    assert_eq!(store.get(id).await.unwrap(), Some(revoked.clone()));
+    cleanup(&cache).await;
+    let after = store.get(id).await.unwrap().unwrap();
+    assert!(after.revoked_at.is_some(), "the file kept the revocation");
+    assert!(!store.has_usable_key().await.unwrap());
+    cleanup(&cache).await;
+}

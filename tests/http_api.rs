@@ -780,6 +780,41 @@ async fn the_openapi_document_describes_routes_that_exist() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 11, "{}", paths.len());
+    // Operation ids are unique (generated clients name methods by them).
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, methods) in paths {
+        for (method, operation) in methods.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap().to_string();
+            assert!(
+                ids.insert(id.clone()),
+                "{method} {path}: operationId `{id}` twice"
+            );
+        }
+    }
+    // The upload body is bytes, not a JSON array of numbers.
+    let upload = &paths["/v1/sites/{site}/deploys"]["post"]["requestBody"]["content"];
+    for media in ["application/x-tar", "application/gzip", "application/zstd"] {
+        let schema = &upload[media]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()],
+            None => schema,
+        };
+        assert_eq!(schema["type"], "string", "{media}: {schema}");
+        assert_eq!(schema["format"], "binary", "{media}: {schema}");
+    }
+    // What the routes answer to bad bodies and ids is described, with its constraints.
+    let purge = &paths["/v1/sites/{site}/purges"]["post"];
+    for status in ["400", "413", "415"] {
+        assert!(purge["responses"][status].is_object(), "purge {status}");
+    }
+    assert!(paths["/v1/sites/{site}/deploys"]["post"]["responses"]["408"].is_object());
+    let body = &doc["components"]["schemas"]["PurgeBody"]["properties"]["patterns"];
+    assert_eq!(
+        (body["minItems"].as_u64(), body["maxItems"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    let id = &paths["/v1/purges/{id}"]["get"]["parameters"][0]["schema"];
+    assert!(id["pattern"].is_string(), "{id}");
     for (path, methods) in paths {
         let concrete = path
             .replace("{site}", "default")
@@ -1087,4 +1122,198 @@ async fn a_restart_settles_deploys_a_killed_serve_left_running_and_removes_their
         "{status}"
     );
     assert!(!app.data.path().join("uploads").join(&job.id).exists());
+}
+
+/// Sends one byte every 200 ms on `writer` until `stop` is set; `read` collects the
+/// answer meanwhile (so an early answer is read before the server closes).
+fn trickle(
+    stream: tokio::net::TcpStream,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<common::http::Response> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if write.write_all(&[0]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        // Keep the connection open, sending nothing.
+        std::future::pending::<()>().await;
+    });
+    tokio::spawn(async move {
+        let mut raw = Vec::new();
+        let _ = read.read_to_end(&mut raw).await;
+        writer.abort();
+        common::http::parse_response(&raw)
+    })
+}
+
+async fn wait_for_uploads(app: &TestApp, count: u32) {
+    for _ in 0..200 {
+        if app.state.uploads().in_use() == count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "{} uploads being received, expected {count}",
+        app.state.uploads().in_use()
+    );
+}
+
+#[tokio::test]
+async fn a_json_body_is_read_only_after_the_key_and_the_rate_limit_are_checked() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(|c| {
+        c.server.ip_rate_per_sec = 1;
+        c.server.ip_burst = 3;
+    })
+    .await;
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        // A megabyte is announced and 12 bytes sent: the answer must not wait for the rest.
+        let mut stream = common::http::start_request(
+            &app.base,
+            "POST",
+            "/v1/sites/default/purges",
+            &[("content-type", "application/json")],
+            Some(1 << 20),
+        )
+        .await;
+        stream.write_all(b"{\"patterns\":").await.unwrap();
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            common::http::read_answer(&mut stream),
+        )
+        .await
+        .expect("answered without waiting for the announced body");
+        let code = answer.code();
+        answers.push((answer.status, code));
+        if answer.status == 429 {
+            break;
+        }
+    }
+    let (last, earlier) = answers.split_last().unwrap();
+    assert_eq!(last, &(429, "rate_limited".to_string()), "{answers:?}");
+    assert!(earlier.len() >= 3, "the burst passes first: {answers:?}");
+    assert!(
+        earlier
+            .iter()
+            .all(|a| a == &(401, "unauthenticated".to_string())),
+        "{answers:?}"
+    );
+
+    // With a key, the body is read: one that is not JSON is a 415 in the JSON shape.
+    let app = TestApp::spawn_with(|_| {}).await;
+    let auth = format!("Bearer {}", app.admin);
+    let r = app
+        .call(
+            "POST",
+            "/v1/sites/default/purges",
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            br#"{"patterns": ["/a"]}"#,
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (415, "not_json"));
+}
+
+#[tokio::test]
+async fn uploads_are_limited_per_key_and_in_total_and_stalled_or_endless_ones_are_cut_off() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_uploads_per_key = 1;
+        c.server.max_concurrent_uploads = 2;
+        c.server.upload_idle_timeout_secs = 2;
+        c.server.upload_timeout_secs = 5;
+    })
+    .await;
+    let keys = [
+        key(&app, vec![Scope::Deploy]).await,
+        key(&app, vec![Scope::Deploy]).await,
+        key(&app, vec![Scope::Deploy]).await,
+    ];
+    let auth: Vec<String> = keys.iter().map(|k| format!("Bearer {k}")).collect();
+    let body = tar_gz_of(&fixture("site"));
+    let path = "/v1/sites/default/deploys";
+    let slow = |auth: String| {
+        let base = app.base.clone();
+        async move {
+            common::http::start_request(
+                &base,
+                "POST",
+                path,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/gzip"),
+                ],
+                Some(1 << 20),
+            )
+            .await
+        }
+    };
+    let stop_a = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = trickle(slow(auth[0].clone()).await, stop_a.clone());
+    wait_for_uploads(&app, 1).await;
+    let r = app
+        .call("POST", path, &[("authorization", &auth[0])], &body)
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (429, "too_many_uploads"));
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_uploads_per_key")
+    );
+    // Never stops sending: cut off by the whole-upload limit.
+    let b = trickle(
+        slow(auth[1].clone()).await,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    wait_for_uploads(&app, 2).await;
+    let r = app
+        .call("POST", path, &[("authorization", &auth[2])], &body)
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (429, "too_many_uploads"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_uploads")
+    );
+
+    // Stalls: cut off by the idle limit.
+    stop_a.store(true, std::sync::atomic::Ordering::Relaxed);
+    let a = tokio::time::timeout(std::time::Duration::from_secs(20), a)
+        .await
+        .expect("a stalled upload is cut off")
+        .unwrap();
+    assert_eq!((a.status, a.code().as_str()), (408, "upload_timeout"));
+    assert!(
+        a.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload_idle_timeout_secs")
+    );
+    let b = tokio::time::timeout(std::time::Duration::from_secs(20), b)
+        .await
+        .expect("an endless upload is cut off")
+        .unwrap();
+    assert_eq!((b.status, b.code().as_str()), (408, "upload_timeout"));
+    assert!(
+        b.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload_timeout_secs")
+    );
+
+    // The slots are free again, and nothing of the cut-off uploads was kept.
+    wait_for_uploads(&app, 0).await;
+    let r = app
+        .call("POST", path, &[("authorization", &auth[0])], &body)
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let finished = finished_deploy(&app, &auth[0], r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(finished["status"], "done", "{finished}");
 }

@@ -15,7 +15,7 @@ pub(super) fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<u8> 
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let sites = crate::site::Sites::new(config)?;
-        let store = KeyStore::new(sites.home());
+        let store = KeyStore::new(sites.home(), &config.data_dir);
         let audit = AuditLog::new(&config.data_dir);
         match command {
             KeysCommand::Create(args) => {

@@ -85,6 +85,22 @@ impl From<ManifestError> for DeployError {
 }
 
 impl DeployError {
+    /// The error as told to a remote caller (an API client): what happened and what to
+    /// do, without this machine's paths or process ids (the service log has those).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Lock(LockError::Held { site, info, .. }) => format!(
+                "another deploy of site `{site}` is running (since {} s ago; its lock expires in {} s); wait for it and deploy again",
+                crate::jobs::unix_now().saturating_sub(info.since),
+                info.expires.saturating_sub(crate::jobs::unix_now())
+            ),
+            Self::Lock(LockError::Io { .. }) => {
+                "the deploy lock cannot be taken on the server (see the service log); nothing was deployed".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The process exit code for this error (see the CLI docs).
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -79,6 +79,14 @@ pub enum ApiError {
         /// What is missing.
         message: String,
     },
+    /// 408: the client sent its body too slowly (or stopped sending it).
+    #[error("{message}")]
+    Timeout {
+        /// The error code.
+        code: &'static str,
+        /// Which limit.
+        message: String,
+    },
     /// 409: the request needs confirmation or conflicts with the current state.
     #[error("{message}")]
     Conflict {
@@ -93,6 +101,14 @@ pub enum ApiError {
         /// The error code.
         code: &'static str,
         /// The limit.
+        message: String,
+    },
+    /// 415: the body is not of a type the route takes.
+    #[error("{message}")]
+    UnsupportedMediaType {
+        /// The error code.
+        code: &'static str,
+        /// What the route takes.
         message: String,
     },
     /// 429: over a rate limit, or the address is blocked (with `Retry-After`).
@@ -172,8 +188,10 @@ impl ApiError {
             | Self::Unauthenticated { code, .. }
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
+            | Self::Timeout { code, .. }
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
+            | Self::UnsupportedMediaType { code, .. }
             | Self::RateLimited { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::BadPattern(_) => "bad_pattern",
@@ -209,8 +227,10 @@ impl ResponseError for ApiError {
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -246,6 +266,25 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResp
             position: None,
         },
     })
+}
+
+impl From<&actix_web::error::JsonPayloadError> for ApiError {
+    fn from(err: &actix_web::error::JsonPayloadError) -> Self {
+        use actix_web::error::JsonPayloadError as E;
+        match err {
+            E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => Self::TooLarge {
+                code: "body_too_large",
+                message: format!(
+                    "JSON bodies are limited to {limit} bytes (server.max_json_bytes)"
+                ),
+            },
+            E::ContentType => Self::UnsupportedMediaType {
+                code: "not_json",
+                message: "send the body as JSON with `Content-Type: application/json`".into(),
+            },
+            other => Self::bad_request("bad_json", other.to_string()),
+        }
+    }
 }
 
 impl From<ConfigError> for ApiError {

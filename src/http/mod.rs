@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod origin;
 pub mod prometheus;
 pub mod routes;
+pub mod uploads;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -44,6 +45,7 @@ struct Inner {
     jobs: TaskTracker,
     report_cache: routes::analytics::ReportCache,
     providers: routes::health::ProviderProbes,
+    uploads: Arc<uploads::UploadSlots>,
 }
 
 /// The local site the built-in origin serves.
@@ -117,7 +119,7 @@ impl AppState {
                 None
             }
         };
-        let keys = KeyStore::new(sites.home());
+        let keys = KeyStore::new(sites.home(), &config.data_dir);
         let audit = AuditLog::new(&config.data_dir);
         let guard = auth::Guard::new(&config.server, keys, audit);
         let providers =
@@ -129,6 +131,7 @@ impl AppState {
                 jobs: TaskTracker::new(),
                 report_cache: routes::analytics::report_cache(),
                 providers,
+                uploads: uploads::UploadSlots::new(&config.server),
                 sites,
             }),
         })
@@ -195,6 +198,11 @@ impl AppState {
         &self.inner.report_cache
     }
 
+    /// Deploy uploads being received, limited in total and per key.
+    pub fn uploads(&self) -> &Arc<uploads::UploadSlots> {
+        &self.inner.uploads
+    }
+
     /// Each configured site's provider, probed for `/readyz`.
     pub fn provider_probes(&self) -> &routes::health::ProviderProbes {
         &self.inner.providers
@@ -242,20 +250,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// JSON bodies: capped at `max_json_bytes`; bad ones get the JSON error shape (413 when
-/// too large, 400 when malformed, 415 when not JSON).
+/// too large, 400 when malformed, 415 when not JSON). Handlers read bodies with
+/// [`routes::json_body`] after authenticating; this is for any extractor use.
 fn json_config(max_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(max_bytes)
         .error_handler(|err, _req| {
-            use actix_web::error::JsonPayloadError as E;
-            let (status, code) = match &err {
-                E::Overflow { .. } | E::OverflowKnownLength { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
-                }
-                E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
-                _ => (StatusCode::BAD_REQUEST, "bad_json"),
-            };
-            let response = routes::error_response(status, code, &err.to_string());
+            let response = actix_web::ResponseError::error_response(&error::ApiError::from(&err));
             actix_web::error::InternalError::from_response(err, response).into()
         })
 }

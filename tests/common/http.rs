@@ -141,26 +141,78 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
+    let declared = (!body.is_empty() || method == "POST").then_some(body.len());
+    let mut stream = start_request(base, method, path, headers, declared).await;
+    // The server may answer (413) before reading a large body; a reset then is fine.
+    let _ = stream.write_all(body).await;
+    read_response(&mut stream).await
+}
+
+/// A request whose head (with `Content-Length: declared`) is sent and whose body is
+/// left to the caller: for slow and stalled bodies.
+pub async fn start_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    declared: Option<usize>,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    if let Some(len) = declared {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (413) before reading a large body; a reset then is fine.
-    let _ = stream.write_all(body).await;
+    stream
+}
+
+/// Reads the response to the request sent on `stream` (until the server closes it).
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> Response {
+    use tokio::io::AsyncReadExt;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
+    parse_response(&raw)
+}
+
+/// Reads one response with a `Content-Length` as soon as it is complete, without waiting
+/// for the server to close the connection.
+pub async fn read_answer(stream: &mut tokio::net::TcpStream) -> Response {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if raw.len() >= split + 4 + length {
+                return parse_response(&raw);
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return parse_response(&raw);
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Parses a whole HTTP/1.1 response.
+pub fn parse_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut body = raw[split + 4..].to_vec();
     let mut lines = head.lines();

@@ -25,6 +25,7 @@ pub struct AssetsQuery {
     /// The `next` of the previous page.
     pub cursor: Option<String>,
     /// Page size (default 1,000, at most 10,000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
 }
 
@@ -37,6 +38,7 @@ pub struct AssetsQuery {
     params(("site" = String, Path, description = "The site"), AssetsQuery),
     responses(
         (status = 200, description = "One page of deployed assets, in path order", body = Object),
+        (status = 400, description = "A bad query (unknown parameter, `limit` not a number)", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
         (status = 502, description = "The provider failed", body = super::ErrorBody),
         super::AuthErrors,

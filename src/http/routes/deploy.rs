@@ -21,6 +21,7 @@ use crate::archive::{self, Limits};
 use crate::deploy::job::{DeployJob, DeployStatus, JobProgress};
 use crate::deploy::{DeployOptions, Deployer};
 use crate::http::AppState;
+use crate::http::uploads::Full;
 
 /// Query options of a deploy upload.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -34,6 +35,11 @@ pub struct DeployQuery {
     #[serde(default)]
     pub delete: bool,
 }
+
+/// The upload body: the raw bytes of a tar archive (plain, gzip or zstd), not JSON.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ArchiveBody(pub Vec<u8>);
 
 /// Where uploads of deploys received by this process are kept while their job runs: one
 /// directory per job, named by its id.
@@ -107,20 +113,22 @@ impl Drop for TempTree {
 #[utoipa::path(
     post,
     path = "/v1/sites/{site}/deploys",
+    operation_id = "create_deploy",
     tag = "deploy",
     params(("site" = String, Path, description = "The site"), DeployQuery),
     request_body(
         description = "The site's files as a tar archive, plain, gzip- or zstd-compressed",
         content(
-            (Vec<u8> = "application/x-tar"),
-            (Vec<u8> = "application/gzip"),
-            (Vec<u8> = "application/zstd"),
+            (ArchiveBody = "application/x-tar"),
+            (ArchiveBody = "application/gzip"),
+            (ArchiveBody = "application/zstd"),
         )
     ),
     responses(
         (status = 202, description = "Extracted and started; poll `Location`", body = crate::deploy::job::DeployJob),
-        (status = 400, description = "Not an archive, or an unsafe one (absolute paths, `..`, links leaving the root, devices, too many files, extreme expansion); nothing was written", body = super::ErrorBody),
+        (status = 400, description = "Not an archive, or an unsafe one (absolute paths, `..`, links leaving the root, devices, too many files, extreme expansion), an empty body or a bad query; nothing was written", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
+        (status = 408, description = "The body stalled for `server.upload_idle_timeout_secs` or took longer than `server.upload_timeout_secs`; nothing was deployed", body = super::ErrorBody),
         (status = 413, description = "Over `server.max_upload_bytes`", body = super::ErrorBody),
         super::AuthErrors,
     ),
@@ -136,6 +144,23 @@ pub async fn create(
     let key = state.guard().check(&req, &[Scope::Deploy]).await?;
     let config = state.config();
     state.sites().get(&site)?;
+    // Held while the body is received and extracted.
+    let _slot = state.uploads().take(&key.id).map_err(|full| {
+        let message = match full {
+            Full::Key(n) => format!(
+                "key `{}` already has {n} uploads being received (server.max_uploads_per_key); wait for one to finish",
+                key.name
+            ),
+            Full::Total(n) => format!(
+                "the service already receives {n} uploads (server.max_concurrent_uploads); try again shortly"
+            ),
+        };
+        ApiError::RateLimited {
+            code: "too_many_uploads",
+            message,
+            retry_after: Duration::from_secs(5),
+        }
+    })?;
     let limit = config.server.max_upload_bytes;
     let too_large = || ApiError::TooLarge {
         code: "body_too_large",
@@ -167,7 +192,32 @@ pub async fn create(
         .await
         .map_err(|err| ApiError::internal("cannot store the upload", &err))?;
     let mut received: u64 = 0;
-    while let Some(chunk) = payload.next().await {
+    let idle = Duration::from_secs(config.server.upload_idle_timeout_secs);
+    let whole = Duration::from_secs(config.server.upload_timeout_secs);
+    let deadline = tokio::time::Instant::now() + whole;
+    loop {
+        let next_by = deadline.min(tokio::time::Instant::now() + idle);
+        let chunk = match tokio::time::timeout_at(next_by, payload.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => {
+                let message = if tokio::time::Instant::now() >= deadline {
+                    format!(
+                        "the upload was not received within {} s (server.upload_timeout_secs); nothing was deployed",
+                        whole.as_secs()
+                    )
+                } else {
+                    format!(
+                        "no bytes of the upload arrived for {} s (server.upload_idle_timeout_secs); nothing was deployed",
+                        idle.as_secs()
+                    )
+                };
+                return Err(ApiError::Timeout {
+                    code: "upload_timeout",
+                    message,
+                });
+            }
+        };
         let chunk = chunk.map_err(|err| {
             ApiError::bad_request("bad_body", format!("reading the upload: {err}"))
         })?;
@@ -271,8 +321,11 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
             job.report = serde_json::to_value(&report).ok();
         }
         Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "deploy failed");
             job.status = DeployStatus::Failed;
-            job.error = Some(err.to_string());
+            // Paths inside the upload directory are told relative to the site's root.
+            let root = format!("{}/", options.input.display());
+            job.error = Some(err.public_message().replace(&root, ""));
         }
     }
     job.updated_at = crate::jobs::unix_now();
@@ -285,8 +338,9 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
 #[utoipa::path(
     get,
     path = "/v1/deploys/{id}",
+    operation_id = "deploy_status",
     tag = "deploy",
-    params(("id" = String, Path, description = "The job id (`d…`)")),
+    params(("id" = String, Path, description = "The job id (`d…`)", pattern = r"^[a-z0-9-]{1,64}$")),
     responses(
         (status = 200, description = "The job: status, phase, progress, and the report once finished", body = crate::deploy::job::DeployJob),
         (status = 400, description = "Not a deploy job id", body = super::ErrorBody),

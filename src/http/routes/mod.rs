@@ -30,6 +30,21 @@ pub enum AuthErrors {
     TooManyRequests(ErrorBody),
 }
 
+/// Reads a JSON body of at most `server.max_json_bytes`. Handlers call it only after
+/// [`crate::http::auth::Guard::check`] admitted the caller, so a client without a key
+/// never makes the service read (and buffer) a body.
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
+    req: &actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
+    max_bytes: usize,
+) -> Result<T, ApiError> {
+    let mut payload = payload.into_inner();
+    actix_web::web::JsonBody::<T>::new(req, &mut payload, None, true)
+        .limit(max_bytes)
+        .await
+        .map_err(|err| ApiError::from(&err))
+}
+
 /// Any `/v1` path no route claims.
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(

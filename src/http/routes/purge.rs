@@ -15,7 +15,9 @@ use crate::purge::prepare;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeBody {
-    /// Patterns, as on the command line (`/index.html`, `/blog/`, `/a/**/*.css`, `tag:x`, `/*`).
+    /// Patterns, as on the command line (`/index.html`, `/blog/`, `/a/**/*.css`, `tag:x`, `/*`):
+    /// 1 to 1,000.
+    #[schema(min_items = 1, max_items = 1000)]
     pub patterns: Vec<String>,
     /// Answer with the plan (matched paths, provider requests, cost); send nothing.
     #[serde(default)]
@@ -34,15 +36,18 @@ pub struct PurgeBody {
 #[utoipa::path(
     post,
     path = "/v1/sites/{site}/purges",
+    operation_id = "create_purge",
     tag = "purge",
     params(("site" = String, Path, description = "The site")),
     request_body = PurgeBody,
     responses(
         (status = 202, description = "Started; the job runs in the background (`Location` points at it)", body = crate::purge::job::PurgeJob),
         (status = 200, description = "With `wait`: the finished job. With `dry_run`: the plan (a `PurgePlan`), nothing sent", body = crate::purge::job::PurgeJob),
-        (status = 400, description = "No or bad patterns (`bad_pattern` gives the `position`), malformed JSON", body = super::ErrorBody),
+        (status = 400, description = "No, too many or bad patterns (`bad_pattern` gives the `position`), malformed JSON", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
         (status = 409, description = "Purges everything or more than `purge.confirm_share` of the site: resend with `confirm`", body = super::ErrorBody),
+        (status = 413, description = "Body over `server.max_json_bytes`", body = super::ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::ErrorBody),
         super::AuthErrors,
     ),
     security(("api_key" = []))
@@ -50,11 +55,12 @@ pub struct PurgeBody {
 pub async fn create(
     req: HttpRequest,
     site: web::Path<String>,
-    body: web::Json<PurgeBody>,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let key = state.guard().check(&req, &[Scope::Purge]).await?;
-    let body = body.into_inner();
+    let body: PurgeBody =
+        super::json_body(&req, body, state.config().server.max_json_bytes).await?;
     let prepared = prepare(state.sites(), &site, &body.patterns, body.confirm).await?;
     if body.dry_run {
         return Ok(HttpResponse::Ok().json(&prepared.plan));
@@ -98,8 +104,9 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/purges/{id}",
+    operation_id = "purge_status",
     tag = "purge",
-    params(("id" = String, Path, description = "The job id (`p…`)")),
+    params(("id" = String, Path, description = "The job id (`p…`)", pattern = r"^[a-z0-9-]{1,64}$")),
     responses(
         (status = 200, description = "The job, with each batch's status", body = crate::purge::job::PurgeJob),
         (status = 400, description = "Not a job id", body = super::ErrorBody),
