@@ -104,6 +104,18 @@ pub enum ProviderError {
         /// The last error.
         source: Box<Self>,
     },
+    /// An operation the provider accepted and ran on its side ended in failure (a Front
+    /// Door purge whose long-running operation reports `Failed`). Not retried: the
+    /// message says what the provider reported.
+    #[error("{provider}: {operation} failed: {message}")]
+    OperationFailed {
+        /// The provider's display name.
+        provider: String,
+        /// What ran (`purge`).
+        operation: &'static str,
+        /// What the provider reported.
+        message: String,
+    },
     /// Anything else, with its source.
     #[error("{provider}: {source}")]
     Generic {
@@ -152,6 +164,7 @@ impl ProviderError {
             Self::Misconfigured { .. } => "misconfigured",
             Self::Invalid { .. } => "invalid",
             Self::NotSupported { .. } => "not_supported",
+            Self::OperationFailed { .. } => "failed",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::RetriesExhausted { source, .. } => source.class(),
             Self::Generic { .. } => "other",

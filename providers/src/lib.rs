@@ -10,7 +10,9 @@
 //!   [`aws::AwsSettings`], exist in every build so configuration can name them), and
 //!   with the `cloudflare` feature, `cloudflare::CloudflareProvider` (R2 through the same
 //!   S3 code, purges through the zone's cache purge API; settings
-//!   [`cloudflare::CloudflareSettings`]).
+//!   [`cloudflare::CloudflareSettings`]), and with the `azure` feature,
+//!   `azure::AzureProvider` (Blob Storage through object_store, purges through Azure
+//!   Front Door's ARM API; settings [`azure::AzureSettings`]).
 //! - Cross-cutting behaviour wraps a provider and is itself a provider, composed at
 //!   startup: [`retry::Retry`] (backoff + full jitter, Retry-After, per-attempt timeout),
 //!   [`breaker::Breaker`] (fail fast when an endpoint is down), [`metrics::Metrics`], and
@@ -20,12 +22,15 @@
 #![warn(missing_docs, unreachable_pub, clippy::use_self)]
 
 pub mod aws;
+pub mod azure;
 pub mod breaker;
 pub mod capabilities;
 pub mod cloudflare;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod error;
+#[cfg(feature = "test-util")]
+pub mod fake_http;
 pub mod faults;
 pub mod local;
 pub mod memory;

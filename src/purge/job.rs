@@ -269,6 +269,8 @@ pub async fn refresh(provider: &SharedProvider, job: &mut PurgeJob) {
         match provider.purge_status(&id).await {
             Ok(PurgeStatus::Done) => batch.status = BatchStatus::Done,
             Ok(PurgeStatus::InProgress) => {}
+            // The provider ran the purge and it failed: asking again will not change that.
+            Err(err @ ProviderError::OperationFailed { .. }) => fail(batch, &err),
             Err(err) => {
                 tracing::warn!(job = %job.id, purge = %id, error = %err, "cannot read purge status")
             }

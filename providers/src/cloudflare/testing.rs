@@ -7,8 +7,6 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 /// What the fake was asked, and what it answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,13 +85,6 @@ impl FakeCloudflare {
 
     /// Starts the fake with these per-call limits.
     pub async fn start_with_limits(urls_per_call: usize, operations_per_call: usize) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake Cloudflare API");
-        let base = format!(
-            "http://{}",
-            listener.local_addr().expect("the fake's address")
-        );
         let state = Arc::new(Mutex::new(State {
             zone: ZONE.into(),
             token: TOKEN.into(),
@@ -105,14 +96,22 @@ impl FakeCloudflare {
             calls: Vec::new(),
         }));
         let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let _ = serve(stream, state).await;
-                });
-            }
-        });
+        let (base, task) = crate::fake_http::start(move |request| {
+            let path = request.target.clone();
+            let authorization = request.header("authorization").map(str::to_owned);
+            let json: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let (status, headers, body) =
+                answer(&mut state, &path, authorization.as_deref(), &json);
+            state.calls.push(FakeCall {
+                path,
+                authorization,
+                body: json,
+                status,
+            });
+            (status, headers, body)
+        })
+        .await;
         Self { base, state, task }
     }
 
@@ -268,79 +267,4 @@ fn answer(
         vec![],
         json!({ "success": true, "errors": [], "messages": [], "result": { "id": id } }),
     )
-}
-
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        raw.extend_from_slice(&chunk[..n]);
-        if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.lines();
-    let request_line = lines.next().unwrap_or_default();
-    let path = request_line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let mut length = 0usize;
-    let mut authorization = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "authorization" => authorization = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    let mut body = raw[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (status, headers, answer) = {
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        let (status, headers, answer) = answer(&mut state, &path, authorization.as_deref(), &json);
-        state.calls.push(FakeCall {
-            path,
-            authorization,
-            body: json,
-            status,
-        });
-        (status, headers, answer)
-    };
-    let text = answer.to_string();
-    let mut response = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        match status {
-            200 => "OK",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            429 => "Too Many Requests",
-            _ => "Error",
-        },
-        text.len()
-    );
-    for (name, value) in headers {
-        response.push_str(&format!("{name}: {value}\r\n"));
-    }
-    response.push_str("\r\n");
-    response.push_str(&text);
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
