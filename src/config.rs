@@ -367,6 +367,7 @@ impl Config {
                 faults: site.faults.clone(),
                 aws: site.aws.clone(),
                 cloudflare: site.cloudflare.clone(),
+                azure: site.azure.clone(),
                 connections: self.deploy_connections(),
             });
         }
@@ -379,6 +380,7 @@ impl Config {
                 faults: None,
                 aws: None,
                 cloudflare: None,
+                azure: None,
                 connections: self.deploy_connections(),
             });
         }
@@ -705,6 +707,46 @@ mod tests {
             (
                 "[sites.www]\nprovider = \"local\"\n[sites.www.aws]\nbucket = \"b\"\n",
                 "sites.www.aws: is only used by provider = \"aws\"",
+            ),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn azure_sites_need_a_container_and_their_settings_are_checked_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[sites.www]\nprovider = \"azure\"\n[sites.www.azure]\naccount = \"wwwassets\"\ncontainer = \"site\"\n\
+             [sites.www.azure.front_door]\nsubscription_id = \"0b1f6471-1bf0-4dda-aec3-cb9272f09590\"\nresource_group = \"web-rg\"\nprofile = \"web\"\nendpoint = \"www\"\n",
+        );
+        let config = Config::load(Some(&path), &[]).unwrap();
+        let azure = config.site("www").unwrap().azure.unwrap();
+        assert_eq!(azure.container, "site");
+        assert_eq!(azure.front_door.unwrap().max_paths_per_call, 100);
+        for (toml, key) in [
+            (
+                "[sites.www]\nprovider = \"azure\"\n",
+                "sites.www.azure.container: is required",
+            ),
+            (
+                "[sites.www]\nprovider = \"azure\"\n[sites.www.azure]\naccount = \"a1b2c\"\ncontainer = \"Site\"\n",
+                "sites.www.azure.container",
+            ),
+            (
+                "[sites.www]\nprovider = \"azure\"\n[sites.www.azure]\naccount = \"a1b2c\"\ncontainer = \"site\"\ncredential = \"password\"\n",
+                "credential",
+            ),
+            (
+                "[sites.www]\nprovider = \"azure\"\n[sites.www.azure]\naccount = \"a1b2c\"\ncontainer = \"site\"\n[sites.www.azure.front_door]\nsubscription_id = \"x\"\n",
+                "sites.www.azure.front_door.subscription_id",
+            ),
+            (
+                "[sites.www]\nprovider = \"local\"\n[sites.www.azure]\ncontainer = \"site\"\n",
+                "sites.www.azure: is only used by provider = \"azure\"",
             ),
         ] {
             let path = write(&dir, toml);

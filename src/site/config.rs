@@ -19,11 +19,20 @@ pub enum ProviderKind {
     Aws,
     /// R2 for storage and the zone's cache purge API (cargo feature `cloudflare`).
     Cloudflare,
+    /// Azure Blob Storage for storage and Azure Front Door for purges (cargo feature
+    /// `azure`).
+    Azure,
 }
 
 impl ProviderKind {
     /// Every kind edgeship knows, in the order messages list them.
-    pub const ALL: [Self; 4] = [Self::Local, Self::Memory, Self::Aws, Self::Cloudflare];
+    pub const ALL: [Self; 5] = [
+        Self::Local,
+        Self::Memory,
+        Self::Aws,
+        Self::Cloudflare,
+        Self::Azure,
+    ];
 
     /// The name used in configuration.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +41,7 @@ impl ProviderKind {
             Self::Memory => "memory",
             Self::Aws => "aws",
             Self::Cloudflare => "cloudflare",
+            Self::Azure => "azure",
         }
     }
 
@@ -41,6 +51,7 @@ impl ProviderKind {
             Self::Local | Self::Memory => true,
             Self::Aws => cfg!(feature = "aws"),
             Self::Cloudflare => cfg!(feature = "cloudflare"),
+            Self::Azure => cfg!(feature = "azure"),
         }
     }
 
@@ -105,6 +116,9 @@ pub struct SiteConfig {
     /// R2 + zone settings of a `cloudflare` site (`[sites.NAME.cloudflare]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudflare: Option<edgeship_providers::cloudflare::CloudflareSettings>,
+    /// Blob + Front Door settings of an `azure` site (`[sites.NAME.azure]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<edgeship_providers::azure::AzureSettings>,
 }
 
 impl Default for SiteConfig {
@@ -117,6 +131,7 @@ impl Default for SiteConfig {
             faults: None,
             aws: None,
             cloudflare: None,
+            azure: None,
         }
     }
 }
@@ -218,6 +233,12 @@ impl SiteConfig {
                 "account_id",
                 "the account, R2 bucket, zone and hosts",
             ),
+            (
+                ProviderKind::Azure,
+                self.azure.is_some(),
+                "container",
+                "the storage account and container (and a [sites.NAME.azure.front_door] table to purge)",
+            ),
         ];
         for (kind, present, first, holds) in tables {
             if kind == self.provider && !present {
@@ -250,6 +271,12 @@ impl SiteConfig {
                 message: err.message,
             })?;
         }
+        if let Some(azure) = &self.azure {
+            azure.validate().map_err(|err| ConfigError::Value {
+                key: format!("sites.{name}.azure.{}", err.field),
+                message: err.message,
+            })?;
+        }
         Ok(())
     }
 }
@@ -271,6 +298,8 @@ pub struct ResolvedSite {
     pub aws: Option<edgeship_providers::aws::AwsSettings>,
     /// R2 + zone settings of a `cloudflare` site.
     pub cloudflare: Option<edgeship_providers::cloudflare::CloudflareSettings>,
+    /// Blob + Front Door settings of an `azure` site.
+    pub azure: Option<edgeship_providers::azure::AzureSettings>,
     /// The most provider calls a deploy of the site makes at once (the ceiling of its
     /// adaptive upload limit); providers with connection pools size them to it.
     pub connections: usize,

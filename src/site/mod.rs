@@ -314,6 +314,21 @@ fn open_provider(site: &ResolvedSite) -> Result<SharedProvider, ConfigError> {
             )
             .with_pool_size(site.connections),
         ),
+        #[cfg(feature = "azure")]
+        ProviderKind::Azure => Arc::new(
+            edgeship_providers::azure::AzureProvider::new(site.azure.clone().unwrap_or_default())
+                .with_pool_size(site.connections),
+        ),
+        #[cfg(not(feature = "azure"))]
+        ProviderKind::Azure => {
+            return Err(ConfigError::Value {
+                key: format!("sites.{}.provider", site.name),
+                message: format!(
+                    "provider `azure` is not available in this build (available: {})",
+                    ProviderKind::built_list()
+                ),
+            });
+        }
         #[cfg(not(feature = "aws"))]
         ProviderKind::Aws => {
             return Err(ConfigError::Value {

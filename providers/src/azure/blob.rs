@@ -388,6 +388,13 @@ impl BlobStore {
                     };
                 }
                 match status {
+                    // A list of a missing container (404 ContainerNotFound).
+                    Some(404) => ProviderError::Misconfigured {
+                        provider,
+                        message: format!(
+                            "{target} does not exist (sites.NAME.azure.container, sites.NAME.azure.account)"
+                        ),
+                    },
                     Some(429) => ProviderError::Throttled {
                         provider,
                         retry_after: None,

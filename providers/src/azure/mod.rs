@@ -118,9 +118,6 @@ pub struct FrontDoorSettings {
     pub api_version: String,
     /// Most content paths in one purge call. Default (and Front Door's limit) 100.
     pub max_paths_per_call: usize,
-    /// How long to wait between polls of a running purge when Front Door does not say
-    /// (`Retry-After`), in milliseconds. Default 10 s.
-    pub poll_interval_ms: u64,
 }
 
 impl Default for FrontDoorSettings {
@@ -134,7 +131,6 @@ impl Default for FrontDoorSettings {
             management_url: None,
             api_version: API_VERSION.into(),
             max_paths_per_call: 100,
-            poll_interval_ms: 10_000,
         }
     }
 }
@@ -481,12 +477,6 @@ impl FrontDoorSettings {
             return Err(SettingError::new(
                 "front_door.max_paths_per_call",
                 "must be 1 to 100 (Front Door takes at most 100 paths per purge)",
-            ));
-        }
-        if self.poll_interval_ms == 0 {
-            return Err(SettingError::new(
-                "front_door.poll_interval_ms",
-                "must be more than 0",
             ));
         }
         Ok(())

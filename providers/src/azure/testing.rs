@@ -437,31 +437,39 @@ pub fn azurite_env() -> super::Env {
     Arc::new(|name| (name == "AZURE_STORAGE_KEY").then(|| AZURITE_KEY.to_string()))
 }
 
-/// Creates `container` on Azurite at `endpoint` (object_store cannot create containers),
-/// signing the request with the account key. An existing container is fine.
-pub async fn create_container(endpoint: &str, container: &str) {
+/// A request to Azurite at `url`, signed with its account key (for what object_store
+/// cannot do: create containers, read block lists).
+fn signed(method: &str, url: &str) -> reqwest::RequestBuilder {
     use object_store::azure::{AzureAccessKey, AzureAuthorizer, AzureCredential};
+    let key = AzureAccessKey::try_new(AZURITE_KEY).expect("Azurite's key is base64");
+    let credential = AzureCredential::AccessKey(key);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-length", "0")
+        .body(object_store::client::HttpRequestBody::from(Vec::<u8>::new()))
+        .expect("an Azurite request");
+    AzureAuthorizer::new(&credential, AZURITE_ACCOUNT)
+        .try_authorize(&mut request)
+        .expect("sign the request");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    let mut builder = reqwest::Client::new()
+        .request(method, url)
+        .body(Vec::<u8>::new());
+    for (name, value) in request.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    builder
+}
+
+/// Creates `container` on Azurite at `endpoint` (object_store cannot create containers).
+/// An existing container is fine.
+pub async fn create_container(endpoint: &str, container: &str) {
     let url = format!(
         "{}/{container}?restype=container",
         endpoint.trim_end_matches('/')
     );
-    let key = AzureAccessKey::try_new(AZURITE_KEY).expect("Azurite's key is base64");
-    let credential = AzureCredential::AccessKey(key);
-    let mut request = http::Request::builder()
-        .method("PUT")
-        .uri(&url)
-        .header("content-length", "0")
-        .body(object_store::client::HttpRequestBody::from(Vec::<u8>::new()))
-        .expect("a container request");
-    AzureAuthorizer::new(&credential, AZURITE_ACCOUNT)
-        .try_authorize(&mut request)
-        .expect("sign the container request");
-    let client = reqwest::Client::new();
-    let mut builder = client.put(&url).body(Vec::<u8>::new());
-    for (name, value) in request.headers() {
-        builder = builder.header(name.as_str(), value.as_bytes());
-    }
-    let response = builder.send().await.unwrap_or_else(|err| {
+    let response = signed("PUT", &url).send().await.unwrap_or_else(|err| {
         panic!("Azurite at {endpoint} is not reachable ({err}); scripts/test starts it")
     });
     let status = response.status().as_u16();
@@ -470,4 +478,113 @@ pub async fn create_container(endpoint: &str, container: &str) {
         "creating container {container}: {status} {}",
         response.text().await.unwrap_or_default()
     );
+}
+
+/// How many committed blocks the blob `name` in `container` has (1 for a single put).
+pub async fn committed_blocks(endpoint: &str, container: &str, name: &str) -> usize {
+    let url = format!(
+        "{}/{container}/{name}?comp=blocklist&blocklisttype=committed",
+        endpoint.trim_end_matches('/')
+    );
+    let response = signed("GET", &url).send().await.expect("Azurite answers");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "block list of {name}: {status} {text}");
+    text.matches("<Block>").count()
+}
+
+/// The variable naming the shared Azurite's Blob endpoint (`scripts/test` sets it).
+pub const AZURITE_ENV: &str = "EDGESHIP_TEST_AZURITE";
+
+/// The shared Azurite's Blob endpoint; panics with what to do when it is not running.
+pub fn azurite_endpoint() -> String {
+    let Ok(url) = std::env::var(AZURITE_ENV) else {
+        panic!(
+            "{AZURITE_ENV} is not set: the Azure tests need Azurite. Run them through \
+             `scripts/test`, which installs and starts it (or run `scripts/azurite start` and \
+             set {AZURITE_ENV} to the endpoint it prints)."
+        );
+    };
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if let Err(err) = std::net::TcpStream::connect(&address) {
+        panic!("Azurite at {url} is not reachable ({err}); `scripts/azurite start` starts it");
+    }
+    url.trim_end_matches('/').to_string()
+}
+
+/// A container name no other test (or test run) uses.
+pub fn unique_container(tag: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000_000)
+        .unwrap_or_default();
+    let tag: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(20)
+        .collect();
+    format!(
+        "{}-{nanos}-{}",
+        tag.trim_matches('-'),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// An environment of exactly `vars`, for [`super::AzureProvider::with_env`].
+pub fn env_of(vars: Vec<(&'static str, String)>) -> super::Env {
+    Arc::new(move |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// Every blob in `container` with its ETag (which changes whenever the blob is written).
+pub async fn blobs(endpoint: &str, container: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut marker = String::new();
+    loop {
+        let url = format!(
+            "{}/{container}?restype=container&comp=list&marker={marker}",
+            endpoint.trim_end_matches('/')
+        );
+        let text = signed("GET", &url)
+            .send()
+            .await
+            .expect("Azurite answers")
+            .text()
+            .await
+            .unwrap_or_default();
+        let field = |blob: &str, tag: &str| -> String {
+            let open = format!("<{tag}>");
+            let close = format!("</{tag}>");
+            blob.split_once(&open)
+                .and_then(|(_, rest)| rest.split_once(&close))
+                .map(|(value, _)| value.to_string())
+                .unwrap_or_default()
+        };
+        for blob in text.split("<Blob>").skip(1) {
+            let name = field(blob, "Name")
+                .replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">");
+            out.insert(name, field(blob, "Etag"));
+        }
+        marker = field(&text, "NextMarker");
+        if marker.is_empty() {
+            return out;
+        }
+    }
 }
