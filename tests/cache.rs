@@ -93,6 +93,15 @@ async fn compositions(test: &str) -> Vec<(&'static str, Cache)> {
     ]
 }
 
+/// Whether `key` is stored in the Redis server itself (not only in a memory fallback).
+fn in_redis(key: &CacheKey) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key.as_str())
+        .query::<i64>(&mut raw_connection(SHARED_REDIS))
+        .unwrap()
+        == 1
+}
+
 async fn round_trip<T>(cache: &Cache, name: &str, value: T)
 where
     T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Send + 'static,
@@ -132,6 +141,13 @@ async fn every_value_type_round_trips_in_every_composition_and_format() {
         round_trip(&cache, "enum", Status::Pending).await;
         round_trip(&cache, "enum-done", Status::Done).await;
         round_trip(&cache, "manifest", manifest(300)).await;
+        if label.starts_with("redis") {
+            // Ran on Redis, not on the memory fallback.
+            assert!(!cache.metrics().is_degraded(), "{label}");
+            for name in ["string", "manifest", "unit", "enum"] {
+                assert!(in_redis(&cache.site("www").key(name)), "{label}: {name}");
+            }
+        }
 
         let stats = cache.stats();
         assert!(
@@ -358,11 +374,22 @@ async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis() {
                 cache.set(&www.key(name), &1u8, None).await.unwrap();
                 cache.set(&docs.key(name), &1u8, None).await.unwrap();
             }
+            let on_redis = label.starts_with("redis");
+            if on_redis {
+                assert!(!cache.metrics().is_degraded(), "{label}");
+                assert!(names.iter().all(|name| in_redis(&www.key(name))), "{label}");
+            }
             let report = cache.delete_pattern(&www.pattern(glob)).await.unwrap();
             let mut left = Vec::new();
             for name in names {
-                if cache.get::<u8>(&www.key(name)).await.unwrap().is_some() {
+                let kept = cache.get::<u8>(&www.key(name)).await.unwrap().is_some();
+                if kept {
                     left.push(name);
+                }
+                if on_redis {
+                    // The server itself lost exactly what the pattern matched.
+                    assert_eq!(in_redis(&www.key(name)), kept, "{label} {glob} {name}");
+                    assert!(in_redis(&docs.key(name)), "{label} {glob} {name}");
                 }
                 assert_eq!(
                     cache.get::<u8>(&docs.key(name)).await.unwrap(),
@@ -456,7 +483,21 @@ async fn redis_values_and_counters_expire() {
         cache.get::<String>(&value).await.unwrap().as_deref(),
         Some("x")
     );
+    // The TTLs are Redis's own (not a memory fallback's).
+    assert!(!cache.metrics().is_degraded());
+    let pttl = |key: &CacheKey| -> i64 {
+        redis::cmd("PTTL")
+            .arg(key.as_str())
+            .query(&mut raw_connection(SHARED_REDIS))
+            .unwrap()
+    };
+    for key in [&value, &counter, &entries[0].0, &entries[1].0] {
+        let left = pttl(key);
+        assert!((1..=400).contains(&left), "{key}: PTTL {left}");
+    }
+    assert_eq!(pttl(&keep), -1, "no TTL");
     tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!in_redis(&value) && !in_redis(&counter) && in_redis(&keep));
     assert_eq!(cache.get::<String>(&value).await.unwrap(), None);
     assert_eq!(
         cache.get::<String>(&keep).await.unwrap().as_deref(),
@@ -684,7 +725,15 @@ async fn unique_prefixes_isolate_caches_that_share_one_redis() {
     assert_ne!(key_a, key_b);
     a.set(&key_a, "a", None).await.unwrap();
     b.set(&key_b, "b", None).await.unwrap();
+    assert!(
+        in_redis(&key_a) && in_redis(&key_b),
+        "both are stored in Redis"
+    );
     a.delete_pattern(&a.keys().all()).await.unwrap();
+    assert!(
+        !in_redis(&key_a) && in_redis(&key_b),
+        "only a's prefix was deleted"
+    );
     assert_eq!(b.get::<String>(&key_b).await.unwrap().as_deref(), Some("b"));
     let report = b
         .delete_pattern(&KeyPattern::raw(format!("{}:*", b.keys().prefix())))
