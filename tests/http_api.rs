@@ -1317,3 +1317,34 @@ async fn uploads_are_limited_per_key_and_in_total_and_stalled_or_endless_ones_ar
     let finished = finished_deploy(&app, &auth[0], r.json()["id"].as_str().unwrap()).await;
     assert_eq!(finished["status"], "done", "{finished}");
 }
+
+#[tokio::test]
+async fn ten_thousand_patterns_in_one_purge_are_refused_and_a_thousand_are_planned() {
+    let app = deployed(|c| c.server.max_json_bytes = 4 << 20).await;
+    let many: Vec<String> = (0..10_000).map(|i| format!("/a/**/{i}*.css")).collect();
+    let r = app
+        .admin(
+            "POST",
+            "/v1/sites/default/purges",
+            Some(&json!({ "patterns": many, "dry_run": true })),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (400, "too_many_patterns"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000")
+    );
+    let most: Vec<String> = (0..1000).map(|i| format!("/**/{i}*.css")).collect();
+    let r = app
+        .admin(
+            "POST",
+            "/v1/sites/default/purges",
+            Some(&json!({ "patterns": most, "dry_run": true })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The origin still answers.
+    assert_eq!(app.call("GET", "/", &[], b"").await.status, 200);
+}
