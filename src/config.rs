@@ -88,6 +88,8 @@ pub struct Config {
     pub purge: PurgeConfig,
     /// The cache layer (Redis or memory).
     pub cache: CacheConfig,
+    /// CDN-log analytics (retention, top paths).
+    pub analytics: crate::analytics::logs::AnalyticsConfig,
     /// Named deploy targets. Empty means one site, `default`, on the local provider.
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -109,6 +111,7 @@ impl Default for Config {
             deploy: DeployConfig::default(),
             purge: PurgeConfig::default(),
             cache: CacheConfig::default(),
+            analytics: crate::analytics::logs::AnalyticsConfig::default(),
             sites: BTreeMap::new(),
         }
     }
@@ -334,6 +337,7 @@ impl Config {
         self.purge.validate()?;
         self.cache.validate()?;
         self.deploy.validate()?;
+        self.analytics.validate()?;
         for (name, site) in &self.sites {
             site.validate(name)?;
         }

@@ -13,6 +13,7 @@
 //! [`report`] reads them back, with the origin's counters, for `GET /v1/analytics` and
 //! `edgeship stats`.
 
+pub mod logs;
 pub mod origin;
 pub mod report;
 

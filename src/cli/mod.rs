@@ -4,6 +4,7 @@
 //! configuration error, 3 refused (a safety check said no).
 
 mod keys;
+mod logs;
 mod purge;
 mod stats;
 
@@ -112,6 +113,10 @@ pub enum Command {
     /// clients, revoke the old one.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Add CDN access logs (CloudFront, Cloudflare Logpush, Azure Front Door) to a
+    /// site's analytics: hit ratio, bytes by encoding and type, bytes saved.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -340,6 +345,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Purge(args) => purge::run(&config, &args),
         Command::Stats(args) => stats::run(&config, &args),
         Command::Keys(command) => keys::run(&config, &command),
+        Command::Logs(command) => logs::run(&config, &command),
     }
 }
 

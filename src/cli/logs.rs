@@ -1,0 +1,174 @@
+//! `edgeship logs ingest FILE… --site S`: CDN access logs into the site's analytics.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::{EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, size as human_bytes};
+use crate::analytics::logs::{self, FileReport, LogFormat, Stored};
+use crate::cache::Cache;
+use crate::config::Config;
+
+/// `edgeship logs …`.
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Read CDN access log files and add what they say to the site's analytics.
+    ///
+    /// Formats: CloudFront standard logs (W3C, `#Fields:` names the columns; gzip'd as
+    /// CloudFront delivers them), Cloudflare Logpush `http_requests` NDJSON (optionally
+    /// gzip'd), Azure Front Door access logs (JSON records). The format is recognised
+    /// from the first line unless --format names it. Files are streamed (memory stays
+    /// flat), malformed lines are skipped and counted (a few are shown), and a file
+    /// ingested before is refused, so running this from cron never counts a file twice.
+    ///
+    /// Needs Redis (cache.redis_url): the service and `edgeship stats` read the figures
+    /// from there. Exit codes: 0 done, 1 a file could not be read, 2 bad usage or no
+    /// Redis, 3 every readable file had been ingested before.
+    Ingest(IngestArgs),
+}
+
+/// `edgeship logs ingest` arguments.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  edgeship logs ingest E2QWRUHAPOMQZL.2026-12-02-06.a1b2c3d4.gz --site www\n  \
+edgeship logs ingest logpush/20261202/*.log.gz --site www --format logpush --json"
+)]
+pub struct IngestArgs {
+    /// Log files (plain or gzip).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// The site the logs are of (default: the default site).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// cloudfront, logpush or front_door (default: recognised from the first line).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<LogFormat>,
+    /// Print one JSON report per file.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl clap::ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Cloudfront, Self::Logpush, Self::FrontDoor]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+/// Runs `edgeship logs …`.
+pub(super) fn run(config: &Config, command: &LogsCommand) -> anyhow::Result<u8> {
+    let LogsCommand::Ingest(args) = command;
+    if config.cache.redis_url.is_none() {
+        eprintln!(
+            "error: CDN analytics live in the cache layer and no Redis is configured (cache.redis_url); \
+set one so `edgeship serve` and `edgeship stats` see what is ingested"
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let site = match config.site_or_default(args.site.as_deref()) {
+        Ok(site) => site,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let sites = crate::site::Sites::new(config)?;
+        let cache: Cache = sites.cache().clone();
+        if let crate::cache::Health::Degraded { reason, .. } = cache.health().await {
+            anyhow::bail!("cannot store CDN analytics: {reason}");
+        }
+        let manifest = sites
+            .get(&site)?
+            .manifest()
+            .await
+            .context("reading the site's manifest")?
+            .unwrap_or_default();
+        let manifest = std::sync::Arc::new(manifest);
+        let (mut failed, mut added, mut refused) = (0, 0, 0);
+        for file in &args.files {
+            let (path, format, manifest) = (file.clone(), args.format, manifest.clone());
+            let read =
+                tokio::task::spawn_blocking(move || logs::read_file(&path, format, &manifest))
+                    .await
+                    .context("reading a log file")?;
+            let aggregate = match read {
+                Ok(aggregate) => aggregate,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    failed += 1;
+                    continue;
+                }
+            };
+            let stored = logs::store(&cache, &site, &aggregate, &config.analytics)
+                .await
+                .context("storing CDN analytics")?;
+            match &stored {
+                Stored::Added => added += 1,
+                Stored::AlreadyIngested { .. } => refused += 1,
+            }
+            if args.json {
+                let mut value = serde_json::to_value(&aggregate.report)?;
+                value["stored"] = serde_json::to_value(&stored)?;
+                println!("{value}");
+            } else {
+                print!("{}", render(&aggregate.report, &stored));
+            }
+        }
+        Ok(if failed > 0 {
+            EXIT_PARTIAL
+        } else if added == 0 && refused > 0 {
+            EXIT_REFUSED
+        } else {
+            EXIT_OK
+        })
+    })
+}
+
+fn percent(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "-".into(), |r| format!("{:.1} %", r * 100.0))
+}
+
+/// One file's report for people.
+fn render(report: &FileReport, stored: &Stored) -> String {
+    let mut out = String::new();
+    if let Stored::AlreadyIngested { at } = stored {
+        out.push_str(&format!(
+            "{}: refused: this file was ingested before (at {at}, Unix seconds); nothing added\n",
+            report.file
+        ));
+        return out;
+    }
+    let totals = &report.totals;
+    out.push_str(&format!(
+        "{}: {} log, {} lines, {} requests, {} malformed\n  hit ratio {} of requests, {} of bytes; {} sent, {} saved by precompressed variants\n",
+        report.file,
+        report.format.as_str(),
+        report.lines,
+        report.requests,
+        report.malformed,
+        percent(totals.hit_ratio),
+        percent(totals.byte_hit_ratio),
+        human_bytes(totals.bytes),
+        human_bytes(totals.saved_bytes),
+    ));
+    for example in &report.examples {
+        out.push_str(&format!(
+            "  skipped line {}: {}: {:?}\n",
+            example.line, example.reason, example.text
+        ));
+    }
+    if let Some(truncated) = &report.truncated {
+        out.push_str(&format!(
+            "  warning: the file is cut off ({truncated}); the lines before were counted\n"
+        ));
+    }
+    out
+}
