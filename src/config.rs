@@ -51,7 +51,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A command named a site the config does not define.
-    #[error("unknown site `{name}` (configured sites: {known})")]
+    #[error("unknown site `{}` (configured sites: {known})", cut(name))]
     UnknownSite {
         /// The requested site.
         name: String,
@@ -66,6 +66,20 @@ impl From<figment::Error> for ConfigError {
         let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
         Self::Invalid(messages.join("; "))
     }
+}
+
+/// A name as told back in messages: at most 100 characters, escaped.
+fn cut(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(100)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if name.chars().count() > 100 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// The whole resolved configuration.

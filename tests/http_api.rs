@@ -1348,3 +1348,96 @@ async fn ten_thousand_patterns_in_one_purge_are_refused_and_a_thousand_are_plann
     // The origin still answers.
     assert_eq!(app.call("GET", "/", &[], b"").await.status, 200);
 }
+
+/// What schemathesis found against `/openapi.json` (docs/RELIABILITY.md), each fixed.
+#[tokio::test]
+async fn wrong_methods_bad_limits_empty_parameters_and_long_names_get_documented_answers() {
+    let app = deployed(|_| {}).await;
+    let auth = format!("Bearer {}", app.admin);
+    let headers = [("authorization", auth.as_str())];
+    // A route's path with another method: 405 naming the methods it takes.
+    for (method, path, allow) in [
+        ("PUT", "/v1/sites/default/purges", "POST"),
+        ("GET", "/v1/sites/default/deploys", "POST"),
+        ("DELETE", "/v1/analytics", "GET"),
+        ("PATCH", "/v1/purges/p0", "GET"),
+    ] {
+        let r = app.call(method, path, &headers, b"").await;
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(r.code(), "method_not_allowed");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
+    // A page size outside 1–10,000 is refused, not clamped.
+    for limit in ["0", "10001"] {
+        let r = app
+            .call(
+                "GET",
+                &format!("/v1/sites/default/assets?limit={limit}"),
+                &headers,
+                b"",
+            )
+            .await;
+        assert_eq!((r.status, r.code().as_str()), (400, "bad_query"), "{limit}");
+    }
+    // Empty parameters are absent ones.
+    let r = app
+        .call(
+            "GET",
+            "/v1/analytics?from=&to=&group_by=&site=",
+            &headers,
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // An unknown site's name is told back cut to 100 characters.
+    let long = "x".repeat(60_000);
+    let r = app
+        .call("GET", &format!("/v1/sites/{long}/assets"), &headers, b"")
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "unknown_site"));
+    assert!(r.body.len() < 1000, "{} bytes", r.body.len());
+
+    // The document says so.
+    let doc = app.call("GET", "/openapi.json", &[], b"").await.json();
+    let schema = |reference: &serde_json::Value| -> serde_json::Value {
+        match reference["$ref"].as_str() {
+            Some(r) => doc["components"]["schemas"][r.rsplit('/').next().unwrap()].clone(),
+            None => reference.clone(),
+        }
+    };
+    let ok = schema(
+        &doc["paths"]["/v1/sites/{site}/purges"]["post"]["responses"]["200"]["content"]["application/json"]
+            ["schema"],
+    );
+    let one_of: Vec<String> = ok["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ok}"))
+        .iter()
+        .map(|s| {
+            s["$ref"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(one_of, ["PurgeJob", "PurgePlan"]);
+    let items =
+        schema(&doc["components"]["schemas"]["PurgeBody"]["properties"]["patterns"]["items"]);
+    assert_eq!(items["minLength"], 1, "{items}");
+    let id = &doc["paths"]["/v1/deploys/{id}"]["get"]["parameters"][0]["schema"]["pattern"];
+    assert!(id.as_str().unwrap().starts_with("^d"), "{id}");
+    let params = doc["paths"]["/v1/analytics"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let group_by = params.iter().find(|p| p["name"] == "group_by").unwrap();
+    let group_by = serde_json::to_string(group_by).unwrap();
+    assert!(group_by.contains("GroupByParam"), "{group_by}");
+    let upload = schema(
+        &doc["paths"]["/v1/sites/{site}/deploys"]["post"]["requestBody"]["content"]["application/gzip"]
+            ["schema"],
+    );
+    assert_eq!(upload["minLength"], 1, "{upload}");
+}

@@ -225,19 +225,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         ))
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
-                .route("/cache/stats", web::get().to(routes::cache::stats))
-                .route("/analytics", web::get().to(routes::analytics::report))
-                .route(
-                    "/sites/{site}/purges",
-                    web::post().to(routes::purge::create),
+                .service(only_get("/cache/stats").route(web::get().to(routes::cache::stats)))
+                .service(only_get("/analytics").route(web::get().to(routes::analytics::report)))
+                .service(
+                    only_post("/sites/{site}/purges").route(web::post().to(routes::purge::create)),
                 )
-                .route("/purges/{id}", web::get().to(routes::purge::status))
-                .route(
-                    "/sites/{site}/deploys",
-                    web::post().to(routes::deploy::create),
+                .service(only_get("/purges/{id}").route(web::get().to(routes::purge::status)))
+                .service(
+                    only_post("/sites/{site}/deploys")
+                        .route(web::post().to(routes::deploy::create)),
                 )
-                .route("/deploys/{id}", web::get().to(routes::deploy::status))
-                .route("/sites/{site}/assets", web::get().to(routes::assets::list))
+                .service(only_get("/deploys/{id}").route(web::get().to(routes::deploy::status)))
+                .service(
+                    only_get("/sites/{site}/assets").route(web::get().to(routes::assets::list)),
+                )
                 .default_service(web::route().to(routes::not_found)),
         );
     if routes::origin::bench_hello_enabled() {
@@ -247,6 +248,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.default_service(web::route().to(routes::origin::serve_file));
+}
+
+/// A `/v1` resource answering other methods than GET with 405 and `Allow`.
+fn only_get(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { routes::method_not_allowed("GET") }))
+}
+
+/// A `/v1` resource answering other methods than POST with 405 and `Allow`.
+fn only_post(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { routes::method_not_allowed("POST") }))
 }
 
 /// JSON bodies: capped at `max_json_bytes`; bad ones get the JSON error shape (413 when

@@ -36,7 +36,23 @@ pub struct AnalyticsParams {
     /// Range end (exclusive), same forms. Default: now.
     pub to: Option<String>,
     /// `hour` or `day`. Default: `hour` for ranges up to 2 days, else `day`.
+    #[param(value_type = Option<GroupByParam>)]
     pub group_by: Option<String>,
+}
+
+/// The groupings of the series (for the OpenAPI document).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum GroupByParam {
+    /// Hourly buckets.
+    Hour,
+    /// Daily buckets.
+    Day,
+}
+
+/// An empty parameter (`from=`) is the same as an absent one.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 /// The cached report answers, by normalised query.
@@ -73,10 +89,10 @@ pub async fn report(
     state.guard().check(&req, &[Scope::Read]).await?;
     let query = Query::for_config(
         state.config(),
-        params.site.as_deref(),
-        params.from.as_deref(),
-        params.to.as_deref(),
-        params.group_by.as_deref(),
+        given(&params.site),
+        given(&params.from),
+        given(&params.to),
+        given(&params.group_by),
         SystemTime::now(),
     )?;
     let key = format!(

@@ -57,7 +57,13 @@ pub async fn list(
         .await?;
     let site = state.sites().get(&site)?;
     let manifest = site.manifest().await?.unwrap_or_default();
-    let limit = query.limit.unwrap_or(1000).clamp(1, MAX_PAGE);
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be 1 to {MAX_PAGE} (got {limit})"),
+        ));
+    }
     let prefix = query.prefix.trim_start_matches('/');
     let start = match &query.cursor {
         Some(cursor) => Bound::Excluded(cursor.clone()),

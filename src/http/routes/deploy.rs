@@ -37,9 +37,20 @@ pub struct DeployQuery {
 }
 
 /// The upload body: the raw bytes of a tar archive (plain, gzip or zstd), not JSON.
-#[derive(utoipa::ToSchema)]
-#[schema(value_type = String, format = Binary)]
 pub struct ArchiveBody(pub Vec<u8>);
+
+impl utoipa::PartialSchema for ArchiveBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .min_length(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ArchiveBody {}
 
 /// Where uploads of deploys received by this process are kept while their job runs: one
 /// directory per job, named by its id.
@@ -340,7 +351,7 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
     path = "/v1/deploys/{id}",
     operation_id = "deploy_status",
     tag = "deploy",
-    params(("id" = String, Path, description = "The job id (`d…`)", pattern = r"^[a-z0-9-]{1,64}$")),
+    params(("id" = String, Path, description = "The job id (`d…`)", pattern = r"^d[a-z0-9-]{0,63}$")),
     responses(
         (status = 200, description = "The job: status, phase, progress, and the report once finished", body = crate::deploy::job::DeployJob),
         (status = 400, description = "Not a deploy job id", body = super::ErrorBody),

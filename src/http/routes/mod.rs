@@ -45,6 +45,20 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|err| ApiError::from(&err))
 }
 
+/// 405 for a method a `/v1` route does not take, naming those it does.
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = error_response(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("this route takes {allow}"),
+    );
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
+}
+
 /// Any `/v1` path no route claims.
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(

@@ -17,7 +17,7 @@ use crate::purge::prepare;
 pub struct PurgeBody {
     /// Patterns, as on the command line (`/index.html`, `/blog/`, `/a/**/*.css`, `tag:x`, `/*`):
     /// 1 to 1,000.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<PatternText>)]
     pub patterns: Vec<String>,
     /// Answer with the plan (matched paths, provider requests, cost); send nothing.
     #[serde(default)]
@@ -28,6 +28,32 @@ pub struct PurgeBody {
     /// Answer when the provider reports the purge done (200), not at once (202).
     #[serde(default)]
     pub wait: bool,
+}
+
+/// One purge pattern (for the OpenAPI document): never empty.
+#[derive(Debug)]
+pub struct PatternText(pub String);
+
+impl utoipa::PartialSchema for PatternText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PatternText {}
+
+/// What a purge request is answered with: the job, or with `dry_run` the plan.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum PurgeAnswer {
+    /// The job (202, or 200 with `wait`).
+    Job(crate::purge::job::PurgeJob),
+    /// The plan (200 with `dry_run`).
+    Plan(crate::purge::plan::PurgePlan),
 }
 
 /// Plans and starts a purge. 202 with the job (it runs in the background), 200 with the
@@ -42,7 +68,7 @@ pub struct PurgeBody {
     request_body = PurgeBody,
     responses(
         (status = 202, description = "Started; the job runs in the background (`Location` points at it)", body = crate::purge::job::PurgeJob),
-        (status = 200, description = "With `wait`: the finished job. With `dry_run`: the plan (a `PurgePlan`), nothing sent", body = crate::purge::job::PurgeJob),
+        (status = 200, description = "With `wait`: the finished job. With `dry_run`: the plan (a `PurgePlan`), nothing sent", body = PurgeAnswer),
         (status = 400, description = "No, too many or bad patterns (`bad_pattern` gives the `position`), malformed JSON", body = super::ErrorBody),
         (status = 404, description = "Unknown site", body = super::ErrorBody),
         (status = 409, description = "Purges everything or more than `purge.confirm_share` of the site: resend with `confirm`", body = super::ErrorBody),
@@ -106,7 +132,7 @@ pub async fn create(
     path = "/v1/purges/{id}",
     operation_id = "purge_status",
     tag = "purge",
-    params(("id" = String, Path, description = "The job id (`p…`)", pattern = r"^[a-z0-9-]{1,64}$")),
+    params(("id" = String, Path, description = "The job id (`p…`)", pattern = r"^p[a-z0-9-]{0,63}$")),
     responses(
         (status = 200, description = "The job, with each batch's status", body = crate::purge::job::PurgeJob),
         (status = 400, description = "Not a job id", body = super::ErrorBody),
