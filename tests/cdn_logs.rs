@@ -306,6 +306,37 @@ fn generated_logs_of_every_cdn_give_exactly_their_totals_and_are_never_counted_t
     assert_eq!(paths["/assets/app.3f9c2a1b.js"].requests, 9);
     assert_eq!(paths["/assets/app.3f9c2a1b.js"].misses, 6);
 
+    // `edgeship stats` (the body of GET /v1/analytics) reports them.
+    let (from, to) = (HOUR.to_string(), (HOUR + 7200).to_string());
+    let stats = with_redis(
+        &sandbox,
+        &prefix,
+        &[
+            "stats", "--site", "default", "--from", &from, "--to", &to, "--json",
+        ],
+    );
+    assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
+    let report: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let cdn = &report["sites"][0]["cdn"];
+    assert_eq!(cdn["in_range"]["requests"], 18, "{cdn}");
+    assert_eq!(cdn["in_range"]["misses"], 6);
+    assert_eq!(cdn["series"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        cdn["top_paths_by_bytes"][0]["path"],
+        "/assets/app.3f9c2a1b.js"
+    );
+    assert_eq!(cdn["top_paths_by_misses"][0]["misses"], 6);
+    let text = with_redis(
+        &sandbox,
+        &prefix,
+        &["stats", "--site", "default", "--from", &from, "--to", &to],
+    );
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("CDN, in range: 18 requests, hit ratio 60.0%"),
+        "{text}"
+    );
+
     // The same file again: refused, nothing added.
     let again = with_redis(&sandbox, &prefix, &["logs", "ingest", "logpush.log.gz"]);
     assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::logs::{CdnTotals, PathTotals};
 use super::origin::{OriginTotals, origin_hourly, origin_totals};
 use super::{SavingsByType, ShippedTotals, day_start};
 use crate::cache::{Cache, CacheError};
@@ -218,6 +219,45 @@ pub struct SiteReport {
     pub deploys: DeployAnalytics,
     /// What the origin served; absent for sites this service's origin does not serve.
     pub origin: Option<OriginAnalytics>,
+    /// What the CDN in front served, from its ingested logs; absent without any in the
+    /// range.
+    pub cdn: Option<CdnAnalytics>,
+}
+
+/// The CDN's traffic for one site, from its logs (`edgeship logs ingest`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CdnAnalytics {
+    /// In the range (whole hours overlapping it; whole days with `group_by=day`).
+    pub in_range: CdnTotals,
+    /// Per bucket of `group_by`, oldest first; buckets without requests are left out.
+    pub series: Vec<CdnBucket>,
+    /// The paths with the most bytes sent in the range (at most [`TOP_PATHS`]).
+    pub top_paths_by_bytes: Vec<TopPath>,
+    /// The paths with the most misses in the range (at most [`TOP_PATHS`]).
+    pub top_paths_by_misses: Vec<TopPath>,
+}
+
+/// Paths listed per top-paths table of a report.
+pub const TOP_PATHS: usize = 20;
+
+/// One bucket of CDN traffic.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CdnBucket {
+    /// Bucket start (RFC 3339).
+    pub start: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub totals: CdnTotals,
+}
+
+/// A path of the top-paths tables.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TopPath {
+    /// The URL path.
+    pub path: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub totals: PathTotals,
 }
 
 /// Deploy savings of one site.
@@ -284,6 +324,7 @@ pub async fn build(
             site: site.clone(),
             deploys: deploy_section(cache, site, query).await?,
             origin,
+            cdn: cdn_section(cache, site, query).await?,
         });
     }
     Ok(Report {
@@ -351,6 +392,64 @@ async fn origin_section(
             })
             .collect(),
     })
+}
+
+async fn cdn_section(
+    cache: &Cache,
+    site: &str,
+    query: &Query,
+) -> Result<Option<CdnAnalytics>, ReportError> {
+    let buckets = match query.group_by {
+        GroupBy::Hour => super::logs::hourly(cache, site, query.from, query.to).await?,
+        GroupBy::Day => super::logs::daily(cache, site, query.from, query.to).await?,
+    };
+    if buckets.is_empty() {
+        return Ok(None);
+    }
+    let mut in_range = CdnTotals::default();
+    for (_, totals) in &buckets {
+        in_range.add(totals);
+    }
+    let mut paths: std::collections::BTreeMap<String, PathTotals> = Default::default();
+    let mut day = query.from - query.from % 86_400;
+    while day < query.to {
+        for (path, totals) in super::logs::top_paths_of_day(cache, site, day).await? {
+            let entry = paths.entry(path).or_default();
+            entry.requests += totals.requests;
+            entry.bytes += totals.bytes;
+            entry.misses += totals.misses;
+        }
+        day += 86_400;
+    }
+    let top = |key: fn(&PathTotals) -> u64| {
+        let mut ranked: Vec<TopPath> = paths
+            .iter()
+            .filter(|(_, totals)| key(totals) > 0)
+            .map(|(path, totals)| TopPath {
+                path: path.clone(),
+                totals: *totals,
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            key(&b.totals)
+                .cmp(&key(&a.totals))
+                .then(a.path.cmp(&b.path))
+        });
+        ranked.truncate(TOP_PATHS);
+        ranked
+    };
+    Ok(Some(CdnAnalytics {
+        top_paths_by_bytes: top(|t| t.bytes),
+        top_paths_by_misses: top(|t| t.misses),
+        in_range,
+        series: buckets
+            .into_iter()
+            .map(|(start, totals)| CdnBucket {
+                start: format_time(start),
+                totals,
+            })
+            .collect(),
+    }))
 }
 
 fn unix_seconds(t: SystemTime) -> u64 {

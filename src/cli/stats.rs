@@ -127,6 +127,25 @@ pub(super) fn render(report: &Report) -> String {
                 let _ = writeln!(out, "    {}  {}", bucket.start, origin_line(&bucket.totals));
             }
         }
+        if let Some(cdn) = &site.cdn {
+            let _ = writeln!(out, "  CDN, in range: {}", cdn_line(&cdn.in_range));
+            for (encoding, bytes) in &cdn.in_range.bytes_by_encoding {
+                let _ = writeln!(out, "    {encoding:<9} {:>10} sent", human_bytes(*bytes));
+            }
+            for path in &cdn.top_paths_by_bytes {
+                let _ = writeln!(
+                    out,
+                    "    {:>10}  {:>7} requests  {:>6} misses  {}",
+                    human_bytes(path.totals.bytes),
+                    path.totals.requests,
+                    path.totals.misses,
+                    path.path
+                );
+            }
+            for bucket in &cdn.series {
+                let _ = writeln!(out, "    {}  {}", bucket.start, cdn_line(&bucket.totals));
+            }
+        }
     }
     out
 }
@@ -154,6 +173,18 @@ fn origin_line(o: &OriginTotals) -> String {
         human_bytes(o.identity_bytes),
         percent(o.saved_bytes, o.identity_bytes),
         o.not_modified
+    )
+}
+
+fn cdn_line(c: &crate::analytics::logs::CdnTotals) -> String {
+    let ratio = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0));
+    format!(
+        "{} requests, hit ratio {} ({} of bytes), {} sent, {} saved by precompressed variants",
+        c.requests,
+        ratio(c.hit_ratio),
+        ratio(c.byte_hit_ratio),
+        human_bytes(c.bytes),
+        human_bytes(c.saved_bytes)
     )
 }
 

@@ -162,7 +162,7 @@ pub struct FileReport {
 }
 
 /// Requests and bytes for one path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PathTotals {
     /// Requests.
     pub requests: u64,
@@ -239,6 +239,29 @@ impl CdnTotals {
         }
         totals.finish();
         totals
+    }
+
+    /// Adds `other` to these totals.
+    pub fn add(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.other += other.other;
+        self.hit_bytes += other.hit_bytes;
+        self.miss_bytes += other.miss_bytes;
+        self.deployed_identity_bytes += other.deployed_identity_bytes;
+        self.deployed_bytes += other.deployed_bytes;
+        for (from, into) in [
+            (&other.bytes_by_encoding, &mut self.bytes_by_encoding),
+            (&other.bytes_by_type, &mut self.bytes_by_type),
+            (&other.requests_by_status, &mut self.requests_by_status),
+        ] {
+            for (name, value) in from {
+                *into.entry(name.clone()).or_default() += value;
+            }
+        }
+        self.finish();
     }
 
     fn finish(&mut self) {
@@ -698,6 +721,28 @@ pub async fn hourly(
             out.push((hour, CdnTotals::from_fields(&fields)));
         }
         hour += 3600;
+    }
+    Ok(out)
+}
+
+/// `site`'s CDN totals for the UTC days starting in `[from, to)` (`from` widened to its
+/// day's start).
+pub async fn daily(
+    cache: &Cache,
+    site: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, CdnTotals)>, CacheError> {
+    let mut out = Vec::new();
+    let mut day = from - from % 86_400;
+    while day < to {
+        let fields = cache
+            .hash_get_all(&key(cache, site, &format!("day:{day}")))
+            .await?;
+        if !fields.is_empty() {
+            out.push((day, CdnTotals::from_fields(&fields)));
+        }
+        day += 86_400;
     }
     Ok(out)
 }
