@@ -35,13 +35,21 @@ pub enum Scope {
     Purge,
     /// Read analytics, assets, job status and cache stats.
     Read,
+    /// Send CDN access logs to the analytics (`POST /v1/sites/{site}/logs`).
+    Logs,
     /// Everything, including key management.
     Admin,
 }
 
 impl Scope {
     /// Every scope, for messages.
-    pub const ALL: [Self; 4] = [Self::Deploy, Self::Purge, Self::Read, Self::Admin];
+    pub const ALL: [Self; 5] = [
+        Self::Deploy,
+        Self::Purge,
+        Self::Read,
+        Self::Logs,
+        Self::Admin,
+    ];
 
     /// The scope's name.
     pub fn as_str(self) -> &'static str {
@@ -49,6 +57,7 @@ impl Scope {
             Self::Deploy => "deploy",
             Self::Purge => "purge",
             Self::Read => "read",
+            Self::Logs => "logs",
             Self::Admin => "admin",
         }
     }
@@ -61,7 +70,9 @@ impl FromStr for Scope {
         Self::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("unknown scope `{s}` (scopes: deploy, purge, read, admin)"))
+            .ok_or_else(|| {
+                format!("unknown scope `{s}` (scopes: deploy, purge, read, logs, admin)")
+            })
     }
 }
 

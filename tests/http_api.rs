@@ -65,7 +65,9 @@ async fn no_key_is_401_wrong_scope_403_bad_key_401_and_the_right_scope_passes() 
             .contains("has scopes [deploy]; this route needs one of [read]")
     );
 
-    let forged = format!("Bearer {}0", &deploy_only[..deploy_only.len() - 1]);
+    // The last hex digit changed (never to itself).
+    let last = if deploy_only.ends_with('0') { '1' } else { '0' };
+    let forged = format!("Bearer {}{last}", &deploy_only[..deploy_only.len() - 1]);
     let bad = app
         .call("GET", "/v1/cache/stats", &[("authorization", &forged)], b"")
         .await;
@@ -1440,4 +1442,73 @@ async fn wrong_methods_bad_limits_empty_parameters_and_long_names_get_documented
             ["schema"],
     );
     assert_eq!(upload["minLength"], 1, "{upload}");
+}
+
+#[tokio::test]
+async fn cdn_logs_posted_with_a_logs_key_reach_the_analytics_once() {
+    let app = deployed(|_| {}).await;
+    let reader = format!("Bearer {}", key(&app, vec![Scope::Read]).await);
+    let shipper = format!("Bearer {}", key(&app, vec![Scope::Logs]).await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let lines: String = (0..5)
+        .map(|i| {
+            json!({
+                "EdgeStartTimestamp": (now - 60 + i) * 1_000_000_000,
+                "ClientRequestPath": "/index.html",
+                "EdgeResponseStatus": 200,
+                "EdgeResponseBytes": 1000 + i,
+                "CacheCacheStatus": if i < 4 { "hit" } else { "miss" },
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        + "not json\n";
+    let path = "/v1/sites/default/logs";
+    let send = |auth: String, body: Vec<u8>| {
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                path,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/x-ndjson"),
+                ],
+                &body,
+            )
+            .await
+        }
+    };
+    let r = send(reader.clone(), lines.clone().into_bytes()).await;
+    assert_eq!(r.status, 403, "read is not enough");
+    let r = send(shipper.clone(), lines.clone().into_bytes()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let report = r.json();
+    assert_eq!(report["format"], "logpush");
+    assert_eq!(
+        (report["requests"].as_u64(), report["malformed"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(report["totals"]["hits"], 4);
+    let r = send(shipper.clone(), lines.into_bytes()).await;
+    assert_eq!((r.status, r.code().as_str()), (409, "already_ingested"));
+    let r = send(shipper, b"hello\nworld\n".to_vec()).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "bad_log"));
+
+    let r = app
+        .call(
+            "GET",
+            "/v1/analytics?site=default",
+            &[("authorization", &reader)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let cdn = &r.json()["sites"][0]["cdn"];
+    assert_eq!(cdn["in_range"]["requests"], 5, "counted once: {cdn}");
+    assert_eq!(cdn["in_range"]["hit_ratio"], 0.8);
 }

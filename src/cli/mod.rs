@@ -108,7 +108,7 @@ pub enum Command {
     /// Create, list and revoke API keys for the HTTP API.
     ///
     /// Keys are stored hashed (in the cache layer with Redis, else <data_dir>/keys.json);
-    /// the key itself is printed once, at creation. Scopes: deploy, purge, read, admin
+    /// the key itself is printed once, at creation. Scopes: deploy, purge, read, logs, admin
     /// (everything). Several keys can be active at once, so rotation is: create, switch
     /// clients, revoke the old one.
     #[command(subcommand)]
@@ -261,7 +261,7 @@ pub struct KeysCreateArgs {
     /// A name for people (shown in lists, logs and errors).
     #[arg(long)]
     pub name: String,
-    /// What the key may do: deploy, purge, read, admin (comma-separated).
+    /// What the key may do: deploy, purge, read, logs, admin (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
     pub scopes: Vec<crate::api_keys::Scope>,
     /// The key stops working after this many days (at least 1).

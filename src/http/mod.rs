@@ -237,6 +237,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(only_get("/deploys/{id}").route(web::get().to(routes::deploy::status)))
                 .service(
+                    only_post("/sites/{site}/logs").route(web::post().to(routes::logs::ingest)),
+                )
+                .service(
                     only_get("/sites/{site}/assets").route(web::get().to(routes::assets::list)),
                 )
                 .default_service(web::route().to(routes::not_found)),

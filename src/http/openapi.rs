@@ -24,6 +24,7 @@ use super::routes;
         routes::purge::create,
         routes::purge::status,
         routes::analytics::report,
+        routes::logs::ingest,
         routes::cache::stats,
         routes::health::healthz,
         routes::health::readyz,

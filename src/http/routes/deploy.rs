@@ -10,10 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use super::ApiError;
 use crate::api_keys::Scope;
@@ -21,7 +19,6 @@ use crate::archive::{self, Limits};
 use crate::deploy::job::{DeployJob, DeployStatus, JobProgress};
 use crate::deploy::{DeployOptions, Deployer};
 use crate::http::AppState;
-use crate::http::uploads::Full;
 
 /// Query options of a deploy upload.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -156,41 +153,7 @@ pub async fn create(
     let config = state.config();
     state.sites().get(&site)?;
     // Held while the body is received and extracted.
-    let _slot = state.uploads().take(&key.id).map_err(|full| {
-        let message = match full {
-            Full::Key(n) => format!(
-                "key `{}` already has {n} uploads being received (server.max_uploads_per_key); wait for one to finish",
-                key.name
-            ),
-            Full::Total(n) => format!(
-                "the service already receives {n} uploads (server.max_concurrent_uploads); try again shortly"
-            ),
-        };
-        ApiError::RateLimited {
-            code: "too_many_uploads",
-            message,
-            retry_after: Duration::from_secs(5),
-        }
-    })?;
-    let limit = config.server.max_upload_bytes;
-    let too_large = || ApiError::TooLarge {
-        code: "body_too_large",
-        message: format!("uploads are limited to {limit} bytes (server.max_upload_bytes)"),
-    };
-    let cannot_store = |err: std::io::Error| {
-        tracing::error!(error = %err, "cannot store the upload");
-        ApiError::Storage {
-            message: "cannot store the upload".into(),
-        }
-    };
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
+    let _slot = super::upload::slot(&state, &key)?;
     let mut job = DeployJob::new(&site, query.dry_run, query.delete, 0, 0);
     let work = TempTree(uploads_dir(&config.data_dir).join(&job.id));
     let upload = work.0.join("upload");
@@ -198,46 +161,7 @@ pub async fn create(
     tokio::fs::create_dir_all(&target)
         .await
         .map_err(|err| ApiError::internal("cannot store the upload", &err))?;
-    // Stream the body to disk, counting.
-    let mut file = tokio::fs::File::create(&upload)
-        .await
-        .map_err(|err| ApiError::internal("cannot store the upload", &err))?;
-    let mut received: u64 = 0;
-    let idle = Duration::from_secs(config.server.upload_idle_timeout_secs);
-    let whole = Duration::from_secs(config.server.upload_timeout_secs);
-    let deadline = tokio::time::Instant::now() + whole;
-    loop {
-        let next_by = deadline.min(tokio::time::Instant::now() + idle);
-        let chunk = match tokio::time::timeout_at(next_by, payload.next()).await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(_) => {
-                let message = if tokio::time::Instant::now() >= deadline {
-                    format!(
-                        "the upload was not received within {} s (server.upload_timeout_secs); nothing was deployed",
-                        whole.as_secs()
-                    )
-                } else {
-                    format!(
-                        "no bytes of the upload arrived for {} s (server.upload_idle_timeout_secs); nothing was deployed",
-                        idle.as_secs()
-                    )
-                };
-                return Err(ApiError::Timeout {
-                    code: "upload_timeout",
-                    message,
-                });
-            }
-        };
-        let chunk = chunk.map_err(|err| {
-            ApiError::bad_request("bad_body", format!("reading the upload: {err}"))
-        })?;
-        received += chunk.len() as u64;
-        if received > limit {
-            return Err(too_large());
-        }
-        file.write_all(&chunk).await.map_err(cannot_store)?;
-    }
+    let received = super::upload::receive(&req, &mut payload, &upload, &config.server).await?;
     metrics::counter!(crate::metric_names::http::UPLOAD_BYTES, "site" => site.to_string())
         .increment(received);
     if received == 0 {
@@ -246,11 +170,12 @@ pub async fn create(
             "send the site as a tar, tar.gz or tar.zst body",
         ));
     }
-    file.flush().await.map_err(cannot_store)?;
-    drop(file);
     let limits = Limits {
         max_files: config.server.max_upload_files,
-        max_bytes: limit.saturating_mul(config.server.max_expansion_ratio.max(1)),
+        max_bytes: config
+            .server
+            .max_upload_bytes
+            .saturating_mul(config.server.max_expansion_ratio.max(1)),
         max_ratio: config.server.max_expansion_ratio,
     };
     let (from, into) = (upload.clone(), target.clone());

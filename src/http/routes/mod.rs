@@ -5,9 +5,11 @@ pub mod assets;
 pub mod cache;
 pub mod deploy;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod origin;
 pub mod purge;
+mod upload;
 
 use actix_web::HttpResponse;
 
