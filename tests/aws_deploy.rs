@@ -348,3 +348,120 @@ async fn twenty_concurrent_api_calls_for_an_aws_site_reuse_one_sdk_client() {
         .find_map(|line| line.strip_prefix(series.as_str())?.trim().parse().ok());
     assert_eq!(built, Some(1.0), "{series} in:\n{text}");
 }
+
+/// One CloudFront log file of `requests` hits for `/index.html` at `hour`.
+fn cloudfront_log(hour: u64, requests: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut text = String::from(
+        "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status x-edge-result-type\n",
+    );
+    for i in 0..requests {
+        let t = hour + i;
+        text += &format!(
+            "2026-12-02\t{:02}:{:02}:{:02}\tFRA56-P1\t1000\t192.0.2.1\tGET\td111111abcdef8.cloudfront.net\t/index.html\t200\tHit\n",
+            t % 86_400 / 3600,
+            t % 3600 / 60,
+            t % 60
+        );
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn logs_pull_reads_each_log_object_once_from_the_bucket_cloudfront_writes_to() {
+    let endpoint = testing::moto_endpoint();
+    let rt = runtime();
+    let bucket = testing::unique_bucket("cf-logs");
+    rt.block_on(testing::create_bucket(&endpoint, &bucket));
+    let s3 = testing::s3_client(&endpoint);
+    let put = |key: &str, body: Vec<u8>| {
+        rt.block_on(
+            s3.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(body.into())
+                .send(),
+        )
+        .unwrap();
+    };
+    let hour = 1_796_191_200; // 2026-12-02T06:00:00Z
+    for (n, requests) in [(1, 10), (2, 20), (3, 30)] {
+        put(
+            &format!("cf/E2QW.2026-12-02-06.{n}.gz"),
+            cloudfront_log(hour, requests),
+        );
+    }
+    put("other/not-a-log.txt", b"outside the prefix".to_vec());
+
+    let sandbox = common::Sandbox::new();
+    std::fs::write(
+        sandbox.path("edgeship.toml"),
+        format!(
+            "[sites.default]\nprovider = \"local\"\n\
+             [sites.default.logs]\nprovider = \"aws\"\nprefix = \"cf/\"\n\
+             [sites.default.logs.aws]\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\nforce_path_style = true\n"
+        ),
+    )
+    .unwrap();
+    let prefix = common::redis::unique_prefix("logs-pull");
+    let pull = || {
+        let mut cmd = sandbox.command();
+        cmd.args(["logs", "pull", "--json"])
+            .env("EDGESHIP_CACHE__REDIS_URL", common::redis::SHARED_REDIS)
+            .env("EDGESHIP_CACHE__PREFIX", &prefix);
+        common::s3::with_credentials(
+            &mut cmd,
+            sandbox.dir.path(),
+            testing::ACCESS_KEY,
+            testing::SECRET_KEY,
+        );
+        let output = cmd.output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let first = pull();
+    let keys: Vec<&str> = first.iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "cf/E2QW.2026-12-02-06.1.gz",
+            "cf/E2QW.2026-12-02-06.2.gz",
+            "cf/E2QW.2026-12-02-06.3.gz"
+        ]
+    );
+    let requests: u64 = first
+        .iter()
+        .map(|f| f["report"]["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, 60);
+
+    put("cf/E2QW.2026-12-02-07.4.gz", cloudfront_log(hour + 3600, 5));
+    let second = pull();
+    assert_eq!(second.len(), 1, "only the new object: {second:?}");
+    assert_eq!(second[0]["key"], "cf/E2QW.2026-12-02-07.4.gz");
+    assert_eq!(second[0]["stored"]["outcome"], "added");
+    assert!(pull().is_empty(), "nothing new");
+
+    let config = edgeship::config::CacheConfig {
+        prefix: prefix.clone(),
+        ..common::redis::redis_config(common::redis::SHARED_REDIS, "pull")
+    };
+    let cache = edgeship::cache::Cache::from_config(&config).unwrap();
+    let hours = rt
+        .block_on(edgeship::analytics::logs::hourly(
+            &cache,
+            "default",
+            hour,
+            hour + 7200,
+        ))
+        .unwrap();
+    let counts: Vec<u64> = hours.iter().map(|(_, t)| t.requests).collect();
+    assert_eq!(counts, [60, 5], "every file counted once");
+    common::redis::delete_prefix(&prefix);
+}

@@ -24,6 +24,29 @@ pub enum LogsCommand {
     /// from there. Exit codes: 0 done, 1 a file could not be read, 2 bad usage or no
     /// Redis, 3 every readable file had been ingested before.
     Ingest(IngestArgs),
+    /// Read the log files the CDN delivered since the last pull, from where it delivers
+    /// them ([sites.NAME.logs]: an S3 or R2 bucket, an Azure container or a directory,
+    /// under a prefix).
+    ///
+    /// Each object read is remembered (in Redis, for the retention of daily buckets), so
+    /// running this from cron every few minutes reads each file once. Exit codes: 0 done,
+    /// 1 the source could not be read, 2 no [sites.NAME.logs] or no Redis.
+    Pull(PullArgs),
+}
+
+/// `edgeship logs pull` arguments.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example configuration:\n  [sites.www.logs]\n  provider = \"aws\"\n  prefix = \"cloudfront/\"\n  \
+[sites.www.logs.aws]\n  bucket = \"www-logs\"\n\nExample:\n  edgeship logs pull --site www"
+)]
+pub struct PullArgs {
+    /// The site whose logs to read (default: the default site).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Print one JSON report per file read.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `edgeship logs ingest` arguments.
@@ -59,7 +82,10 @@ impl clap::ValueEnum for LogFormat {
 
 /// Runs `edgeship logs …`.
 pub(super) fn run(config: &Config, command: &LogsCommand) -> anyhow::Result<u8> {
-    let LogsCommand::Ingest(args) = command;
+    let args = match command {
+        LogsCommand::Ingest(args) => args,
+        LogsCommand::Pull(args) => return run_pull(config, args),
+    };
     if config.cache.redis_url.is_none() {
         eprintln!(
             "error: CDN analytics live in the cache layer and no Redis is configured (cache.redis_url); \
@@ -129,6 +155,77 @@ set one so `edgeship serve` and `edgeship stats` see what is ingested"
         } else {
             EXIT_OK
         })
+    })
+}
+
+fn run_pull(config: &Config, args: &PullArgs) -> anyhow::Result<u8> {
+    if config.cache.redis_url.is_none() {
+        eprintln!(
+            "error: CDN analytics (and what was pulled) live in the cache layer and no Redis is configured (cache.redis_url)"
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let site = match config.site_or_default(args.site.as_deref()) {
+        Ok(site) => site,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let sites = crate::site::Sites::new(config)?;
+        let Some((source, settings)) = sites.log_source(&site)? else {
+            eprintln!(
+                "error: site `{site}` has no [sites.{site}.logs] table saying where its CDN delivers logs (see `edgeship logs pull --help`)"
+            );
+            return Ok(EXIT_USAGE);
+        };
+        let cache: Cache = sites.cache().clone();
+        if let crate::cache::Health::Degraded { reason, .. } = cache.health().await {
+            anyhow::bail!("cannot store CDN analytics: {reason}");
+        }
+        let manifest = sites
+            .get(&site)?
+            .manifest()
+            .await
+            .context("reading the site's manifest")?
+            .unwrap_or_default();
+        let result = logs::pull(
+            &cache,
+            &site,
+            &source,
+            &settings.prefix,
+            settings.format,
+            std::sync::Arc::new(manifest),
+            &config.analytics,
+        )
+        .await;
+        let (pulled, skipped) = match result {
+            Ok(done) => done,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(EXIT_PARTIAL);
+            }
+        };
+        for file in &pulled {
+            if args.json {
+                println!("{}", serde_json::to_string(file)?);
+            } else {
+                print!("{}", render(&file.report, &file.stored));
+            }
+        }
+        if !args.json {
+            println!(
+                "{} new log files read from {source}, {skipped} read before",
+                pulled.len()
+            );
+        }
+        Ok(EXIT_OK)
     })
 }
 

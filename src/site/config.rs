@@ -119,6 +119,54 @@ pub struct SiteConfig {
     /// Blob + Front Door settings of an `azure` site (`[sites.NAME.azure]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<edgeship_providers::azure::AzureSettings>,
+    /// Where the CDN delivers the site's access logs, for `edgeship logs pull`
+    /// (`[sites.NAME.logs]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogSource>,
+}
+
+/// The bucket or container a CDN writes a site's access logs to (`[sites.NAME.logs]`),
+/// with the same provider tables as a site: `[sites.NAME.logs.aws]` for S3 (CloudFront
+/// standard logs), `.cloudflare` for R2 (Logpush), `.azure` for a Blob container (Front
+/// Door diagnostic settings), or `root` for a local directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSource {
+    /// Where the logs are stored.
+    pub provider: ProviderKind,
+    /// Only objects under this key prefix are logs (`cloudfront/`, `logpush/www/`).
+    #[serde(default)]
+    pub prefix: String,
+    /// The logs' format; recognised from each file's first line when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::analytics::logs::LogFormat>,
+    /// The directory of a `local` source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// An S3 bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<edgeship_providers::aws::AwsSettings>,
+    /// An R2 bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflare: Option<edgeship_providers::cloudflare::CloudflareSettings>,
+    /// A Blob container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<edgeship_providers::azure::AzureSettings>,
+}
+
+impl LogSource {
+    /// The source as a site of its own (its provider tables are checked and opened the
+    /// same way).
+    pub fn as_site(&self) -> SiteConfig {
+        SiteConfig {
+            provider: self.provider,
+            root: self.root.clone(),
+            aws: self.aws.clone(),
+            cloudflare: self.cloudflare.clone(),
+            azure: self.azure.clone(),
+            ..SiteConfig::default()
+        }
+    }
 }
 
 impl Default for SiteConfig {
@@ -132,6 +180,7 @@ impl Default for SiteConfig {
             aws: None,
             cloudflare: None,
             azure: None,
+            logs: None,
         }
     }
 }
@@ -205,6 +254,26 @@ impl SiteConfig {
                     ProviderKind::built_list()
                 ),
             );
+        }
+        if let Some(logs) = &self.logs {
+            let source = logs.as_site();
+            if source.provider == ProviderKind::Memory {
+                return bad(
+                    format!("sites.{name}.logs.provider"),
+                    "logs cannot be pulled from `memory`; use local, aws, cloudflare or azure"
+                        .into(),
+                );
+            }
+            if !source.provider.is_built() {
+                return bad(
+                    format!("sites.{name}.logs.provider"),
+                    format!(
+                        "provider `{}` is not available in this build",
+                        source.provider
+                    ),
+                );
+            }
+            source.validate_provider_table(&format!("{name}.logs"))?;
         }
         self.validate_provider_table(name)?;
         crate::pipeline::rules::RuleSet::new(&self.rules).map_err(|err| ConfigError::Value {

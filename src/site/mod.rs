@@ -14,6 +14,7 @@ pub mod config;
 pub mod manifest;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -256,6 +257,42 @@ impl Sites {
                 name: name.to_string(),
                 known: self.names().collect::<Vec<_>>().join(", "),
             })
+    }
+
+    /// Where the CDN delivers site `name`'s access logs (`[sites.NAME.logs]`), opened
+    /// with retries, and its settings; `None` when the site has no such table.
+    pub fn log_source(
+        &self,
+        name: &str,
+    ) -> Result<Option<(SharedProvider, config::LogSource)>, ConfigError> {
+        self.get(name)?;
+        let Some(source) = self.config.sites.get(name).and_then(|s| s.logs.clone()) else {
+            return Ok(None);
+        };
+        let root = match (&source.root, source.provider) {
+            (Some(root), _) => root.clone(),
+            (None, ProviderKind::Local) => {
+                return Err(ConfigError::Value {
+                    key: format!("sites.{name}.logs.root"),
+                    message: "is required: the directory the logs are written to".into(),
+                });
+            }
+            (None, _) => PathBuf::new(),
+        };
+        let settings = ResolvedSite {
+            name: format!("{name}-logs"),
+            provider: source.provider,
+            root,
+            rules: Vec::new(),
+            faults: None,
+            aws: source.aws.clone(),
+            cloudflare: source.cloudflare.clone(),
+            azure: source.azure.clone(),
+            connections: 8,
+        };
+        let provider = open_provider(&settings)?;
+        let retry = Retry::new(provider, self.config.deploy.retry.clone());
+        Ok(Some((Arc::new(retry), source)))
     }
 
     /// Every site, by name.

@@ -121,6 +121,9 @@ pub enum LogError {
     /// The cache layer failed.
     #[error("storing the aggregates: {0}")]
     Cache(#[from] CacheError),
+    /// Where the logs are stored could not be listed or read.
+    #[error("reading the logs: {0}")]
+    Source(#[from] edgeship_providers::ProviderError),
 }
 
 /// A line that was skipped.
@@ -702,6 +705,78 @@ fn top_paths(table: BTreeMap<String, PathTotals>, keep: usize) -> BTreeMap<Strin
         .chain(by_misses.into_iter().take(keep))
         .map(|(path, totals)| (path.clone(), *totals))
         .collect()
+}
+
+/// One log object a pull read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pulled {
+    /// Its key in the source.
+    pub key: String,
+    /// What reading it found.
+    pub report: FileReport,
+    /// Whether it was added.
+    pub stored: Stored,
+}
+
+/// Reads the log objects under `prefix` in `source` that no earlier pull of `site` has
+/// read, and adds each to `site`'s analytics; returns them, and how many were skipped as
+/// read before. An object is remembered once stored, so a pull that fails halfway reads
+/// only the rest next time.
+pub async fn pull(
+    cache: &Cache,
+    site: &str,
+    source: &edgeship_providers::SharedProvider,
+    prefix: &str,
+    format: Option<LogFormat>,
+    manifest: std::sync::Arc<Manifest>,
+    config: &AnalyticsConfig,
+) -> Result<(Vec<Pulled>, u64), LogError> {
+    use edgeship_providers::ProviderExt;
+    let mut pulled = Vec::new();
+    let mut skipped = 0;
+    let objects = source.list_all(prefix.trim_start_matches('/')).await?;
+    for object in objects {
+        let marker = key(
+            cache,
+            site,
+            &format!("pulled:{}", blake3::hash(object.key.as_bytes()).to_hex()),
+        );
+        if cache.get::<u64>(&marker).await?.is_some() {
+            skipped += 1;
+            continue;
+        }
+        let (_, bytes) = source.get(&object.key).await?;
+        let file = tempfile::NamedTempFile::new().map_err(|source| LogError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let path = file.path().to_path_buf();
+        tokio::fs::write(&path, &bytes)
+            .await
+            .map_err(|source| LogError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let manifest = std::sync::Arc::clone(&manifest);
+        let read = tokio::task::spawn_blocking(move || read_file(&path, format, &manifest))
+            .await
+            .map_err(|err| LogError::Io {
+                path: file.path().to_path_buf(),
+                source: std::io::Error::other(err),
+            })?;
+        let mut aggregate = read?;
+        aggregate.report.file = object.key.clone();
+        let stored = store(cache, site, &aggregate, config).await?;
+        cache
+            .set(&marker, &crate::jobs::unix_now(), Some(config.daily()))
+            .await?;
+        pulled.push(Pulled {
+            key: object.key,
+            report: aggregate.report,
+            stored,
+        });
+    }
+    Ok((pulled, skipped))
 }
 
 /// `site`'s CDN totals for the hours starting in `[from, to)`.
