@@ -30,3 +30,17 @@ pub mod origin {
     /// Origin responses, by site and status.
     pub const REQUESTS: &str = "edgeship_origin_requests_total";
 }
+
+/// Deploys run by the service.
+pub mod deploy {
+    /// Deploy jobs finished, by site and status (`done`, `partial`, `failed`).
+    pub const JOBS: &str = "edgeship_deploy_jobs_total";
+}
+
+/// The CDN in front, from its ingested logs.
+pub mod cdn {
+    /// Hits over hits and misses in the latest hour with requests, by site.
+    pub const HIT_RATIO: &str = "edgeship_cdn_hit_ratio";
+    /// Requests in that hour, by site.
+    pub const REQUESTS: &str = "edgeship_cdn_requests_last_hour";
+}

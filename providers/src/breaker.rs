@@ -101,6 +101,8 @@ pub struct Breaker<P> {
 impl<P: Provider> Breaker<P> {
     /// Wraps `inner`.
     pub fn new(inner: P, policy: BreakerPolicy) -> Self {
+        // Exposed from the start (as 0 open), so alerts on it see a healthy value.
+        metrics::gauge!(OPEN_GAUGE, "provider" => inner.to_string()).increment(0.0);
         Self {
             name: inner.to_string(),
             inner,

@@ -183,6 +183,8 @@ pub fn describe() {
     );
     describe_counter!(names::OUTAGES, "Times Redis became unreachable.");
     describe_gauge!(names::DEGRADED, "1 while the cache serves from memory.");
+    // Exposed from the start (as 0), so alerts on it see a healthy value, not none.
+    metrics::gauge!(names::DEGRADED).increment(0.0);
 }
 
 #[derive(Debug, Default)]

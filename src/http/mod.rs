@@ -328,6 +328,23 @@ pub async fn serve(
     let flusher = state
         .origin_site()
         .map(|site| site.origin().start_flusher(state.cache().clone()));
+    // The CDN gauges follow logs ingested by any process (`logs pull` from cron).
+    let gauges = {
+        let (cache, sites) = (state.cache().clone(), state.config().site_names());
+        tokio::spawn(async move {
+            loop {
+                for site in &sites {
+                    let _ = crate::analytics::logs::refresh_gauges(
+                        &cache,
+                        site,
+                        crate::jobs::unix_now(),
+                    )
+                    .await;
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        })
+    };
     let server = HttpServer::new(move || {
         let server = &state.config().server;
         App::new()
@@ -352,6 +369,7 @@ pub async fn serve(
         handle.stop(true).await;
     });
     let result = server.await;
+    gauges.abort();
     if let Some(flusher) = flusher {
         flusher.stop().await;
     }

@@ -822,6 +822,22 @@ pub async fn daily(
     Ok(out)
 }
 
+/// Sets the gauges of `site`'s latest hour with CDN requests (within the last two
+/// hours): its hit ratio and requests. Called after every ingest the service does and
+/// every minute, so alerts see logs ingested anywhere.
+pub async fn refresh_gauges(cache: &Cache, site: &str, now: u64) -> Result<(), CacheError> {
+    let hours = hourly(cache, site, now.saturating_sub(2 * 3600), now + 1).await?;
+    if let Some((_, totals)) = hours.last() {
+        if let Some(ratio) = totals.hit_ratio {
+            metrics::gauge!(crate::metric_names::cdn::HIT_RATIO, "site" => site.to_owned())
+                .set(ratio);
+        }
+        metrics::gauge!(crate::metric_names::cdn::REQUESTS, "site" => site.to_owned())
+            .set(totals.requests as f64);
+    }
+    Ok(())
+}
+
 /// `site`'s top paths of the day starting at `day`.
 pub async fn top_paths_of_day(
     cache: &Cache,

@@ -265,6 +265,13 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
         }
     }
     job.updated_at = crate::jobs::unix_now();
+    let status = match job.status {
+        DeployStatus::Done => "done",
+        DeployStatus::Partial => "partial",
+        _ => "failed",
+    };
+    metrics::counter!(crate::metric_names::deploy::JOBS, "site" => job.site.clone(), "status" => status)
+        .increment(1);
     if let Err(err) = store.save(&job).await {
         tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
     }

@@ -107,6 +107,9 @@ pub async fn ingest(
             ),
         });
     }
+    if let Err(err) = logs::refresh_gauges(state.cache(), &site, crate::jobs::unix_now()).await {
+        tracing::warn!(error = %err, "cannot refresh the CDN gauges");
+    }
     state.guard().audit(
         &req,
         &key,
