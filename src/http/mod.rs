@@ -215,6 +215,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(routes::health::readyz))
         .route("/metrics", web::get().to(routes::metrics::prometheus))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/dashboard", web::get().to(routes::dashboard::index))
+        .route(
+            "/dashboard/app.js",
+            web::get().to(routes::dashboard::script),
+        )
+        .route(
+            "/dashboard/app.css",
+            web::get().to(routes::dashboard::style),
+        )
         .service(
             web::scope("/v1")
                 .wrap(

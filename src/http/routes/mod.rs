@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod assets;
 pub mod cache;
+pub mod dashboard;
 pub mod deploy;
 pub mod health;
 pub mod logs;
