@@ -774,6 +774,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sites_log_source_is_checked_like_a_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[sites.www.logs]\nprovider = \"aws\"\nprefix = \"cf/\"\nformat = \"cloudfront\"\n[sites.www.logs.aws]\nbucket = \"www-logs\"\n",
+        );
+        let config = Config::load(Some(&path), &[]).unwrap();
+        let logs = config.sites["www"].logs.clone().unwrap();
+        assert_eq!(logs.prefix, "cf/");
+        assert_eq!(logs.aws.unwrap().bucket, "www-logs");
+        for (toml, key) in [
+            (
+                "[sites.www.logs]\nprovider = \"aws\"\n",
+                "sites.www.logs.aws.bucket: is required",
+            ),
+            (
+                "[sites.www.logs]\nprovider = \"memory\"\n",
+                "sites.www.logs.provider",
+            ),
+            (
+                "[sites.www.logs]\nprovider = \"aws\"\nformat = \"apache\"\n[sites.www.logs.aws]\nbucket = \"b\"\n",
+                "format",
+            ),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
     fn redaction_hides_secret_keys_and_url_credentials() {
         let mut value: toml::Value = toml::from_str(
             "api_token = \"abc\"\n[x]\nurl = \"redis://u:p@h:6379\"\nsecret_access_key = \"k\"\n",

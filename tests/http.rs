@@ -243,8 +243,14 @@ async fn cache_stats_count_this_apps_hits_misses_bytes_and_latency() {
     let get = &stats["operations"]["get"];
     let ms = |name: &str| get[name].as_f64().unwrap();
     assert!(ms("max_ms") > 0.0, "{get}");
-    assert!(ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("max_ms"), "{get}");
-    assert!(ms("mean_ms") > 0.0 && ms("mean_ms") <= ms("max_ms"), "{get}");
+    assert!(
+        ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("max_ms"),
+        "{get}"
+    );
+    assert!(
+        ms("mean_ms") > 0.0 && ms("mean_ms") <= ms("max_ms"),
+        "{get}"
+    );
 
     // Apps in one process keep their own stats (the other one only read its CDN gauges).
     let (_, stats) = other.json("/v1/cache/stats").await;
