@@ -337,6 +337,60 @@ fn generated_logs_of_every_cdn_give_exactly_their_totals_and_are_never_counted_t
         "{text}"
     );
 
+    // Breakdowns of the CDN's traffic.
+    let by = |dimension: &str| -> Value {
+        let output = with_redis(
+            &sandbox,
+            &prefix,
+            &[
+                "stats",
+                "--site",
+                "default",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--group-by",
+                dimension,
+                "--json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["breakdown"], dimension);
+        assert_eq!(
+            report["group_by"], "hour",
+            "series keep their default buckets"
+        );
+        report["sites"][0]["cdn"]["groups"].clone()
+    };
+    let statuses = by("cache_status");
+    let requests: Vec<(&str, u64)> = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["key"].as_str().unwrap(), g["requests"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(requests.len(), 3, "{statuses}");
+    assert!(
+        requests.contains(&("hit", 9))
+            && requests.contains(&("miss", 6))
+            && requests.contains(&("other", 3))
+    );
+    let encodings = by("encoding");
+    let bytes: u64 = encodings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        bytes,
+        cdn["in_range"]["bytes"].as_u64().unwrap(),
+        "{encodings}"
+    );
+    assert_eq!(by("path")[0]["key"], "/assets/app.3f9c2a1b.js");
+
     // The same file again: refused, nothing added.
     let again = with_redis(&sandbox, &prefix, &["logs", "ingest", "logpush.log.gz"]);
     assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));

@@ -30,8 +30,10 @@ pub enum ReportError {
     /// The range is empty or longer than the data is kept.
     #[error("{0}")]
     BadRange(String),
-    /// `group_by` is not `hour` or `day`.
-    #[error("`group_by` is `{0}`: use `hour` or `day`")]
+    /// `group_by` is not a bucket width or a breakdown.
+    #[error(
+        "`group_by` is `{0}`: use `hour` or `day` (series), or `type`, `encoding`, `cache_status` or `path` (a breakdown of the CDN's traffic)"
+    )]
     BadGroupBy(String),
     /// The site is not configured.
     #[error("no site `{0}` is configured")]
@@ -70,6 +72,32 @@ impl GroupBy {
     }
 }
 
+/// A breakdown of the CDN's traffic in the range (`group_by=type|encoding|cache_status|path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Breakdown {
+    /// Bytes per content type.
+    Type,
+    /// Bytes per (inferred) content encoding.
+    Encoding,
+    /// Requests and bytes per cache status (hit, miss, other).
+    CacheStatus,
+    /// Requests and bytes of the top paths by bytes.
+    Path,
+}
+
+impl Breakdown {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "type" => Some(Self::Type),
+            "encoding" => Some(Self::Encoding),
+            "cache_status" => Some(Self::CacheStatus),
+            "path" => Some(Self::Path),
+            _ => None,
+        }
+    }
+}
+
 /// A validated report request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -81,6 +109,8 @@ pub struct Query {
     pub to: u64,
     /// Series bucket width.
     pub group_by: GroupBy,
+    /// A breakdown asked for with `group_by`, if any (series then use the default width).
+    pub breakdown: Option<Breakdown>,
 }
 
 impl Query {
@@ -142,16 +172,18 @@ impl Query {
                 retention / 86_400
             )));
         }
+        let breakdown = group_by.and_then(Breakdown::parse);
         let group_by = match group_by {
-            Some(text) => GroupBy::parse(text)?,
-            None if to - from <= 2 * 86_400 => GroupBy::Hour,
-            None => GroupBy::Day,
+            Some(text) if breakdown.is_none() => GroupBy::parse(text)?,
+            _ if to - from <= 2 * 86_400 => GroupBy::Hour,
+            _ => GroupBy::Day,
         };
         Ok(Self {
             sites,
             from: from / 3600 * 3600,
             to: to.div_ceil(3600) * 3600,
             group_by,
+            breakdown,
         })
     }
 }
@@ -206,6 +238,9 @@ pub struct Report {
     pub to: String,
     /// Series bucket width.
     pub group_by: GroupBy,
+    /// The breakdown asked for, if any (each site's `cdn.groups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
     /// One entry per site asked for.
     pub sites: Vec<SiteReport>,
 }
@@ -235,6 +270,22 @@ pub struct CdnAnalytics {
     pub top_paths_by_bytes: Vec<TopPath>,
     /// The paths with the most misses in the range (at most [`TOP_PATHS`]).
     pub top_paths_by_misses: Vec<TopPath>,
+    /// With a breakdown (`group_by=type|encoding|cache_status|path`): the range's traffic
+    /// per group, most bytes first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+/// One group of a breakdown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Group {
+    /// The content type, encoding, cache status or path.
+    pub key: String,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Requests, where the data counts them per group (cache status, path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
 }
 
 /// Paths listed per top-paths table of a report.
@@ -331,6 +382,7 @@ pub async fn build(
         from: format_time(query.from),
         to: format_time(query.to),
         group_by: query.group_by,
+        breakdown: query.breakdown,
         sites,
     })
 }
@@ -438,7 +490,42 @@ async fn cdn_section(
         ranked.truncate(TOP_PATHS);
         ranked
     };
+    let group = |key: &str, bytes: u64, requests: Option<u64>| Group {
+        key: key.to_owned(),
+        bytes,
+        requests,
+    };
+    let mut groups: Vec<Group> = match query.breakdown {
+        None => Vec::new(),
+        Some(Breakdown::Type) => in_range
+            .bytes_by_type
+            .iter()
+            .map(|(k, b)| group(k, *b, None))
+            .collect(),
+        Some(Breakdown::Encoding) => in_range
+            .bytes_by_encoding
+            .iter()
+            .map(|(k, b)| group(k, *b, None))
+            .collect(),
+        Some(Breakdown::CacheStatus) => vec![
+            group("hit", in_range.hit_bytes, Some(in_range.hits)),
+            group("miss", in_range.miss_bytes, Some(in_range.misses)),
+            group(
+                "other",
+                in_range
+                    .bytes
+                    .saturating_sub(in_range.hit_bytes + in_range.miss_bytes),
+                Some(in_range.other),
+            ),
+        ],
+        Some(Breakdown::Path) => top(|t| t.bytes)
+            .into_iter()
+            .map(|p| group(&p.path, p.totals.bytes, Some(p.totals.requests)))
+            .collect(),
+    };
+    groups.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.key.cmp(&b.key)));
     Ok(Some(CdnAnalytics {
+        groups,
         top_paths_by_bytes: top(|t| t.bytes),
         top_paths_by_misses: top(|t| t.misses),
         in_range,
@@ -542,6 +629,7 @@ mod tests {
             from: to - 86_400,
             to,
             group_by: GroupBy::Day,
+            breakdown: None,
         };
         let report = build(&cache, &query, Some("www")).await.unwrap();
         let origin = report.sites[0].origin.as_ref().unwrap();

@@ -24,8 +24,9 @@ pub struct StatsArgs {
     /// Range end, exclusive (default: now).
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
-    /// Series buckets: hour or day (default: hour up to 2 days, else day).
-    #[arg(long, value_name = "hour|day")]
+    /// Series buckets: hour or day (default: hour up to 2 days, else day); or a breakdown
+    /// of the CDN's traffic: type, encoding, cache_status or path.
+    #[arg(long, value_name = "hour|day|type|encoding|cache_status|path")]
     pub group_by: Option<String>,
     /// Print the report as JSON (the body of GET /v1/analytics).
     #[arg(long)]

@@ -35,19 +35,29 @@ pub struct AnalyticsParams {
     pub from: Option<String>,
     /// Range end (exclusive), same forms. Default: now.
     pub to: Option<String>,
-    /// `hour` or `day`. Default: `hour` for ranges up to 2 days, else `day`.
+    /// `hour` or `day` (the series' buckets; default `hour` for ranges up to 2 days, else
+    /// `day`), or `type`, `encoding`, `cache_status`, `path`: a breakdown of the CDN's
+    /// traffic in each site's `cdn.groups` (series then use the default buckets).
     #[param(value_type = Option<GroupByParam>)]
     pub group_by: Option<String>,
 }
 
 /// The groupings of the series (for the OpenAPI document).
 #[derive(Debug, utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
+#[schema(rename_all = "snake_case")]
 pub enum GroupByParam {
     /// Hourly buckets.
     Hour,
     /// Daily buckets.
     Day,
+    /// CDN bytes per content type.
+    Type,
+    /// CDN bytes per encoding.
+    Encoding,
+    /// CDN requests and bytes per cache status.
+    CacheStatus,
+    /// CDN requests and bytes of the top paths.
+    Path,
 }
 
 /// An empty parameter (`from=`) is the same as an absent one.
@@ -96,11 +106,12 @@ pub async fn report(
         SystemTime::now(),
     )?;
     let key = format!(
-        "{}|{}|{}|{:?}",
+        "{}|{}|{}|{:?}|{:?}",
         query.sites.join(","),
         query.from,
         query.to,
-        query.group_by
+        query.group_by,
+        query.breakdown
     );
     let origin_site = state.origin_site().map(|site| site.origin().site());
     let compute = async {
