@@ -48,12 +48,6 @@ fn deploy(
     cmd.output().unwrap()
 }
 
-fn append(path: &Path, text: &str) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes.extend_from_slice(text.as_bytes());
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those() {
     let endpoint = testing::moto_endpoint();
@@ -88,12 +82,12 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
 
     // S3 times are in whole seconds: let a second pass so re-uploads show.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    append(
+    common::append(
         &site.join("assets/print.css"),
         "\n.changed { color: red; }\n",
     );
     for page in ["about/index.html", "blog/index.html"] {
-        append(
+        common::append(
             &site.join(page),
             "\n<p>Updated for the second deploy.</p>\n",
         );

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use edgeship::jobs::JobStore;
@@ -129,12 +128,6 @@ fn run(
     cmd.output().unwrap()
 }
 
-fn append(path: &Path, text: &str) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes.extend_from_slice(text.as_bytes());
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeploy_to_azure_puts_only_the_changed_blob_and_purges_its_path_and_directory() {
     let fake = FakeAzure::start().await;
@@ -168,7 +161,7 @@ async fn a_redeploy_to_azure_puts_only_the_changed_blob_and_purges_its_path_and_
             .any(|k| k.starts_with("blog/index.html") && k != "blog/index.html")
     );
 
-    append(
+    common::append(
         &site.join("blog/index.html"),
         "\n<p>Updated for the second deploy.</p>\n",
     );

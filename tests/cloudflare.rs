@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use edgeship::jobs::{JobKind, JobStore};
@@ -161,12 +160,6 @@ fn run(sandbox: &common::Sandbox, args: &[&str], token: &str) -> std::process::O
     cmd.output().unwrap()
 }
 
-fn append(path: &Path, text: &str) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes.extend_from_slice(text.as_bytes());
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeploy_to_r2_puts_and_purges_exactly_the_changed_files_for_every_host() {
     let fake = FakeCloudflare::start().await;
@@ -191,12 +184,12 @@ async fn a_redeploy_to_r2_puts_and_purges_exactly_the_changed_files_for_every_ho
     assert!(before.contains_key("assets/print.css") && before.contains_key(".edgeship/manifest"));
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    append(
+    common::append(
         &site.join("assets/print.css"),
         "\n.changed { color: red; }\n",
     );
     for page in ["about/index.html", "blog/index.html"] {
-        append(
+        common::append(
             &site.join(page),
             "\n<p>Updated for the second deploy.</p>\n",
         );

@@ -22,25 +22,8 @@ async fn the_dashboard_draws_every_chart_in_headless_chromium() {
     let auth = format!("Bearer {}", app.admin);
     let headers = [("authorization", auth.as_str())];
     // Data for every chart: a deploy (savings by type), origin traffic, CDN logs.
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    tar.append_dir_all(".", common::fixture("site")).unwrap();
-    let body = tar.into_inner().unwrap().finish().unwrap();
-    let r = app
-        .call("POST", "/v1/sites/default/deploys", &headers, &body)
-        .await;
-    assert_eq!(r.status, 202);
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    for _ in 0..400 {
-        let job = app
-            .call("GET", &format!("/v1/deploys/{id}"), &headers, b"")
-            .await
-            .json();
-        if job["status"] == "done" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let job = app.deploy_fixtures(&auth).await;
+    assert_eq!(job["status"], "done", "{job}");
     for encoding in ["br", "gzip", "br"] {
         let r = app
             .call(

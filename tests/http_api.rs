@@ -368,13 +368,6 @@ async fn purges_over_http_use_the_engine_and_their_jobs_are_readable() {
     );
 }
 
-fn tar_gz_of(dir: &std::path::Path) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    builder.append_dir_all(".", dir).unwrap();
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
 fn hostile_tar(path: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
@@ -392,7 +385,7 @@ async fn a_tar_gz_upload_deploys_the_site_in_the_background_and_reports_progress
     let app = TestApp::spawn_with(|_| {}).await;
     let deployer = key(&app, vec![Scope::Deploy]).await;
     let auth = format!("Bearer {deployer}");
-    let body = tar_gz_of(&fixture("site"));
+    let body = common::tar_gz_of(&fixture("site"));
     let started = app
         .call(
             "POST",
@@ -412,7 +405,7 @@ async fn a_tar_gz_upload_deploys_the_site_in_the_background_and_reports_progress
     );
     let id = started.json()["id"].as_str().unwrap().to_string();
     assert!(started.json()["files"].as_u64().unwrap() >= 15);
-    let job = finished_deploy(&app, &auth, &id).await;
+    let job = app.finished_deploy(&auth, &id).await;
     assert_eq!(job["status"], "done", "{job}");
     assert!(job["report"]["uploaded"].as_u64().unwrap() > 15, "{job}");
     let root = app.config.site("default").unwrap().root;
@@ -555,49 +548,6 @@ async fn the_manifest_is_listed_in_pages_with_a_prefix() {
 }
 
 /// Uploads the fixtures as tar.gz to site `default` (202) and returns the finished job.
-async fn deploy_fixtures_over_http(app: &TestApp, auth: &str) -> serde_json::Value {
-    let started = app
-        .call(
-            "POST",
-            "/v1/sites/default/deploys",
-            &[
-                ("authorization", auth),
-                ("content-type", "application/gzip"),
-            ],
-            &tar_gz_of(&fixture("site")),
-        )
-        .await;
-    assert_eq!(
-        started.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&started.body)
-    );
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    finished_deploy(app, auth, &id).await
-}
-
-/// Polls a deploy job until it leaves `queued` / `running`.
-async fn finished_deploy(app: &TestApp, auth: &str, id: &str) -> serde_json::Value {
-    let mut job = serde_json::Value::Null;
-    for _ in 0..400 {
-        job = app
-            .call(
-                "GET",
-                &format!("/v1/deploys/{id}"),
-                &[("authorization", auth)],
-                b"",
-            )
-            .await
-            .json();
-        if job["status"] != "queued" && job["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    job
-}
-
 /// The whole path through HTTP only: upload the fixtures as tar.gz, poll the deploy to
 /// done, fetch an asset with br, gzip and no encoding (each the right bytes, `Vary` set),
 /// revalidate with `If-None-Match` (304), and read what it saved in `GET /v1/analytics`.
@@ -608,7 +558,7 @@ async fn fixtures_uploaded_as_tar_gz_are_served_negotiated_revalidated_and_count
         "Bearer {}",
         key(&app, vec![Scope::Deploy, Scope::Read]).await
     );
-    let job = deploy_fixtures_over_http(&app, &auth).await;
+    let job = app.deploy_fixtures(&auth).await;
     assert_eq!(job["status"], "done", "{job}");
 
     let path = "/assets/styles.5b6c7d8e.css";
@@ -868,7 +818,7 @@ async fn metrics_count_requests_per_route_and_status_uploads_and_purges() {
     app.call("FOO1", "/", &[], b"").await;
     app.call("FOO2", "/", &[], b"").await;
     assert_eq!(app.admin("GET", "/v1/analytics", None).await.status, 200);
-    let upload = tar_gz_of(&fixture("site"));
+    let upload = common::tar_gz_of(&fixture("site"));
     let auth = format!("Bearer {}", app.admin);
     let started = app
         .call(
@@ -1020,7 +970,7 @@ async fn a_memory_site_deployed_over_http_lists_every_deployed_path() {
     })
     .await;
     let auth = format!("Bearer {}", app.admin);
-    let job = deploy_fixtures_over_http(&app, &auth).await;
+    let job = app.deploy_fixtures(&auth).await;
     assert_eq!(job["status"], "done", "{job}");
     let processed = job["report"]["build"]["files"].as_u64().unwrap();
     assert!(processed >= 15, "{job}");
@@ -1236,7 +1186,7 @@ async fn uploads_are_limited_per_key_and_in_total_and_stalled_or_endless_ones_ar
         key(&app, vec![Scope::Deploy]).await,
     ];
     let auth: Vec<String> = keys.iter().map(|k| format!("Bearer {k}")).collect();
-    let body = tar_gz_of(&fixture("site"));
+    let body = common::tar_gz_of(&fixture("site"));
     let path = "/v1/sites/default/deploys";
     let slow = |auth: String| {
         let base = app.base.clone();
@@ -1316,7 +1266,9 @@ async fn uploads_are_limited_per_key_and_in_total_and_stalled_or_endless_ones_ar
         .call("POST", path, &[("authorization", &auth[0])], &body)
         .await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    let finished = finished_deploy(&app, &auth[0], r.json()["id"].as_str().unwrap()).await;
+    let finished = app
+        .finished_deploy(&auth[0], r.json()["id"].as_str().unwrap())
+        .await;
     assert_eq!(finished["status"], "done", "{finished}");
 }
 

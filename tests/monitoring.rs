@@ -65,26 +65,8 @@ async fn the_grafana_dashboard_and_the_alerts_name_only_metrics_serve_exposes() 
     let headers = [("authorization", auth.as_str())];
     // Traffic that makes every family appear: a deploy over HTTP, origin requests, a
     // purge, CDN logs.
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    tar.append_dir_all(".", common::fixture("site")).unwrap();
-    let body = tar.into_inner().unwrap().finish().unwrap();
-    let r = app
-        .call("POST", "/v1/sites/default/deploys", &headers, &body)
-        .await;
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    for _ in 0..400 {
-        let job = app
-            .call("GET", &format!("/v1/deploys/{id}"), &headers, b"")
-            .await
-            .json();
-        if job["status"] != "queued" && job["status"] != "running" {
-            assert_eq!(job["status"], "done", "{job}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let job = app.deploy_fixtures(&auth).await;
+    assert_eq!(job["status"], "done", "{job}");
     assert_eq!(
         app.call("GET", "/", &[("accept-encoding", "br")], b"")
             .await

@@ -114,6 +114,49 @@ impl PutRequest {
     }
 }
 
+/// Headers with a field of their own in [`PutRequest`].
+const FIELD_HEADERS: [&str; 3] = ["content-type", "content-encoding", "cache-control"];
+
+/// Stores keep metadata and extra headers as HTTP header values: visible ASCII, spaces
+/// and tabs only. Returns why `value` (of `name`) cannot be stored, if it cannot.
+pub fn check_header_value(name: &str, value: &str) -> Result<(), crate::error::Rejected> {
+    if value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
+        Ok(())
+    } else {
+        Err(crate::error::Rejected::new(format!(
+            "`{name}` = `{}`: only printable ASCII can be stored in header and metadata values",
+            value.escape_debug()
+        )))
+    }
+}
+
+impl PutRequest {
+    /// Checks the extra headers as every store needs them: names are tokens, values
+    /// printable ASCII, and none is one of the fields of their own (content type,
+    /// encoding, cache control).
+    pub fn check_headers(&self) -> Result<(), crate::error::Rejected> {
+        for (name, value) in &self.headers {
+            let lower = name.to_ascii_lowercase();
+            if FIELD_HEADERS.contains(&lower.as_str()) {
+                return Err(crate::error::Rejected::new(format!(
+                    "header `{name}`: set it through the object's {lower} field"
+                )));
+            }
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(crate::error::Rejected::new(format!(
+                    "header name `{}` is not a token",
+                    name.escape_debug()
+                )));
+            }
+            check_header_value(name, value)?;
+        }
+        Ok(())
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {

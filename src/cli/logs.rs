@@ -80,20 +80,49 @@ impl clap::ValueEnum for LogFormat {
     }
 }
 
+/// What both subcommands need: the site, its registry, the cache layer (Redis, answering)
+/// and the site's manifest.
+struct Prepared {
+    site: String,
+    sites: crate::site::Sites,
+    cache: Cache,
+    manifest: std::sync::Arc<crate::pipeline::manifest::Manifest>,
+}
+
+async fn context(config: &Config, site: String) -> anyhow::Result<Prepared> {
+    let sites = crate::site::Sites::new(config)?;
+    let cache = sites.cache().clone();
+    if let crate::cache::Health::Degraded { reason, .. } = cache.health().await {
+        anyhow::bail!("cannot store CDN analytics: {reason}");
+    }
+    let manifest = sites
+        .get(&site)?
+        .manifest()
+        .await
+        .context("reading the site's manifest")?
+        .unwrap_or_default();
+    Ok(Prepared {
+        site,
+        sites,
+        cache,
+        manifest: std::sync::Arc::new(manifest),
+    })
+}
+
 /// Runs `edgeship logs …`.
 pub(super) fn run(config: &Config, command: &LogsCommand) -> anyhow::Result<u8> {
-    let args = match command {
-        LogsCommand::Ingest(args) => args,
-        LogsCommand::Pull(args) => return run_pull(config, args),
-    };
     if config.cache.redis_url.is_none() {
         eprintln!(
-            "error: CDN analytics live in the cache layer and no Redis is configured (cache.redis_url); \
+            "error: CDN analytics (and what was pulled) live in the cache layer and no Redis is configured (cache.redis_url); \
 set one so `edgeship serve` and `edgeship stats` see what is ingested"
         );
         return Ok(EXIT_USAGE);
     }
-    let site = match config.site_or_default(args.site.as_deref()) {
+    let site = match command {
+        LogsCommand::Ingest(args) => &args.site,
+        LogsCommand::Pull(args) => &args.site,
+    };
+    let site = match config.site_or_default(site.as_deref()) {
         Ok(site) => site,
         Err(err) => {
             eprintln!("error: {err}");
@@ -106,127 +135,92 @@ set one so `edgeship serve` and `edgeship stats` see what is ingested"
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let sites = crate::site::Sites::new(config)?;
-        let cache: Cache = sites.cache().clone();
-        if let crate::cache::Health::Degraded { reason, .. } = cache.health().await {
-            anyhow::bail!("cannot store CDN analytics: {reason}");
+        let cx = context(config, site).await?;
+        match command {
+            LogsCommand::Ingest(args) => ingest(config, &cx, args).await,
+            LogsCommand::Pull(args) => pull(config, &cx, args).await,
         }
-        let manifest = sites
-            .get(&site)?
-            .manifest()
-            .await
-            .context("reading the site's manifest")?
-            .unwrap_or_default();
-        let manifest = std::sync::Arc::new(manifest);
-        let (mut failed, mut added, mut refused) = (0, 0, 0);
-        for file in &args.files {
-            let (path, format, manifest) = (file.clone(), args.format, manifest.clone());
-            let read =
-                tokio::task::spawn_blocking(move || logs::read_file(&path, format, &manifest))
-                    .await
-                    .context("reading a log file")?;
-            let aggregate = match read {
-                Ok(aggregate) => aggregate,
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    failed += 1;
-                    continue;
-                }
-            };
-            let stored = logs::store(&cache, &site, &aggregate, &config.analytics)
-                .await
-                .context("storing CDN analytics")?;
-            match &stored {
-                Stored::Added => added += 1,
-                Stored::AlreadyIngested { .. } => refused += 1,
-            }
-            if args.json {
-                let mut value = serde_json::to_value(&aggregate.report)?;
-                value["stored"] = serde_json::to_value(&stored)?;
-                println!("{value}");
-            } else {
-                print!("{}", render(&aggregate.report, &stored));
-            }
-        }
-        Ok(if failed > 0 {
-            EXIT_PARTIAL
-        } else if added == 0 && refused > 0 {
-            EXIT_REFUSED
-        } else {
-            EXIT_OK
-        })
     })
 }
 
-fn run_pull(config: &Config, args: &PullArgs) -> anyhow::Result<u8> {
-    if config.cache.redis_url.is_none() {
-        eprintln!(
-            "error: CDN analytics (and what was pulled) live in the cache layer and no Redis is configured (cache.redis_url)"
-        );
-        return Ok(EXIT_USAGE);
-    }
-    let site = match config.site_or_default(args.site.as_deref()) {
-        Ok(site) => site,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let sites = crate::site::Sites::new(config)?;
-        let Some((source, settings)) = sites.log_source(&site)? else {
-            eprintln!(
-                "error: site `{site}` has no [sites.{site}.logs] table saying where its CDN delivers logs (see `edgeship logs pull --help`)"
-            );
-            return Ok(EXIT_USAGE);
-        };
-        let cache: Cache = sites.cache().clone();
-        if let crate::cache::Health::Degraded { reason, .. } = cache.health().await {
-            anyhow::bail!("cannot store CDN analytics: {reason}");
-        }
-        let manifest = sites
-            .get(&site)?
-            .manifest()
+async fn ingest(config: &Config, cx: &Prepared, args: &IngestArgs) -> anyhow::Result<u8> {
+    let (mut failed, mut added, mut refused) = (0, 0, 0);
+    for file in &args.files {
+        let (path, format, manifest) = (file.clone(), args.format, cx.manifest.clone());
+        let read = tokio::task::spawn_blocking(move || logs::read_file(&path, format, &manifest))
             .await
-            .context("reading the site's manifest")?
-            .unwrap_or_default();
-        let result = logs::pull(
-            &cache,
-            &site,
-            &source,
-            &settings.prefix,
-            settings.format,
-            std::sync::Arc::new(manifest),
-            &config.analytics,
-        )
-        .await;
-        let (pulled, skipped) = match result {
-            Ok(done) => done,
+            .context("reading a log file")?;
+        let aggregate = match read {
+            Ok(aggregate) => aggregate,
             Err(err) => {
                 eprintln!("error: {err}");
-                return Ok(EXIT_PARTIAL);
+                failed += 1;
+                continue;
             }
         };
-        for file in &pulled {
-            if args.json {
-                println!("{}", serde_json::to_string(file)?);
-            } else {
-                print!("{}", render(&file.report, &file.stored));
-            }
+        let stored = logs::store(&cx.cache, &cx.site, &aggregate, &config.analytics)
+            .await
+            .context("storing CDN analytics")?;
+        match &stored {
+            Stored::Added => added += 1,
+            Stored::AlreadyIngested { .. } => refused += 1,
         }
-        if !args.json {
-            println!(
-                "{} new log files read from {source}, {skipped} read before",
-                pulled.len()
-            );
+        if args.json {
+            let mut value = serde_json::to_value(&aggregate.report)?;
+            value["stored"] = serde_json::to_value(&stored)?;
+            println!("{value}");
+        } else {
+            print!("{}", render(&aggregate.report, &stored));
         }
-        Ok(EXIT_OK)
+    }
+    Ok(if failed > 0 {
+        EXIT_PARTIAL
+    } else if added == 0 && refused > 0 {
+        EXIT_REFUSED
+    } else {
+        EXIT_OK
     })
+}
+
+async fn pull(config: &Config, cx: &Prepared, args: &PullArgs) -> anyhow::Result<u8> {
+    let site = &cx.site;
+    let Some((source, settings)) = cx.sites.log_source(site)? else {
+        eprintln!(
+            "error: site `{site}` has no [sites.{site}.logs] table saying where its CDN delivers logs (see `edgeship logs pull --help`)"
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let result = logs::pull(
+        &cx.cache,
+        site,
+        &source,
+        &settings.prefix,
+        settings.format,
+        cx.manifest.clone(),
+        &config.analytics,
+    )
+    .await;
+    let (pulled, skipped) = match result {
+        Ok(done) => done,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_PARTIAL);
+        }
+    };
+    for file in &pulled {
+        if args.json {
+            println!("{}", serde_json::to_string(file)?);
+        } else {
+            print!("{}", render(&file.report, &file.stored));
+        }
+    }
+    if !args.json {
+        println!(
+            "{} new log files read from {source}, {skipped} read before",
+            pulled.len()
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 fn percent(ratio: Option<f64>) -> String {

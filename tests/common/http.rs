@@ -125,6 +125,53 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Uploads the fixture site to the default site over HTTP with `auth` and waits for
+    /// the deploy to finish; returns the finished job.
+    pub async fn deploy_fixtures(&self, auth: &str) -> serde_json::Value {
+        let started = self
+            .call(
+                "POST",
+                "/v1/sites/default/deploys",
+                &[
+                    ("authorization", auth),
+                    ("content-type", "application/gzip"),
+                ],
+                &super::tar_gz_of(&super::fixture("site")),
+            )
+            .await;
+        assert_eq!(
+            started.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&started.body)
+        );
+        let id = started.json()["id"].as_str().unwrap().to_string();
+        self.finished_deploy(auth, &id).await
+    }
+
+    /// Polls a deploy job until it leaves `queued` / `running`.
+    pub async fn finished_deploy(&self, auth: &str, id: &str) -> serde_json::Value {
+        let mut job = serde_json::Value::Null;
+        for _ in 0..400 {
+            job = self
+                .call(
+                    "GET",
+                    &format!("/v1/deploys/{id}"),
+                    &[("authorization", auth)],
+                    b"",
+                )
+                .await
+                .json();
+            if job["status"] != "queued" && job["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        job
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {

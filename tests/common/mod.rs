@@ -89,3 +89,18 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Appends `text` to the file at `path` (a changed file for a redeploy).
+pub fn append(path: &Path, text: &str) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend_from_slice(text.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The tree at `dir` as a tar.gz (a deploy upload).
+pub fn tar_gz_of(dir: &Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}

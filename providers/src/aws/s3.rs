@@ -18,13 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 
 use crate::error::Rejected;
-use crate::object::{Body, ObjectMeta, PutRequest};
+use crate::object::{Body, ObjectMeta, PutRequest, check_header_value};
 
 /// The user-metadata entry holding an object's extra headers as JSON.
 pub(crate) const HEADERS_META: &str = "edgeship-headers";
-
-/// Headers with a field of their own in [`PutRequest`].
-const FIELD_HEADERS: [&str; 3] = ["content-type", "content-encoding", "cache-control"];
 
 /// What a put sends besides the body.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -60,22 +57,10 @@ pub(crate) fn stored(request: &PutRequest) -> Result<Stored, Rejected> {
         out.metadata.insert(key.clone(), value.clone());
     }
     if !request.headers.is_empty() {
+        request.check_headers()?;
         for (name, value) in &request.headers {
-            let lower = name.to_ascii_lowercase();
-            if FIELD_HEADERS.contains(&lower.as_str()) {
-                return Err(Rejected::new(format!(
-                    "header `{name}`: set it through the object's {lower} field"
-                )));
-            }
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-                return Err(Rejected::new(format!(
-                    "header name `{}` is not a token",
-                    name.escape_debug()
-                )));
-            }
-            check_header_value(name, value)?;
             // Extra headers S3 also stores in a field of its own, and so serves.
-            match lower.as_str() {
+            match name.to_ascii_lowercase().as_str() {
                 "content-disposition" => out.content_disposition = Some(value.clone()),
                 "content-language" => out.content_language = Some(value.clone()),
                 _ => {}
@@ -86,21 +71,6 @@ pub(crate) fn stored(request: &PutRequest) -> Result<Stored, Rejected> {
         out.metadata.insert(HEADERS_META.to_string(), json);
     }
     Ok(out)
-}
-
-/// S3 sends metadata back as HTTP header values: visible ASCII and spaces only.
-fn check_header_value(name: &str, value: &str) -> Result<(), Rejected> {
-    if value
-        .bytes()
-        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-    {
-        Ok(())
-    } else {
-        Err(Rejected::new(format!(
-            "`{name}` = `{}`: S3 stores only printable ASCII in header and metadata values",
-            value.escape_debug()
-        )))
-    }
 }
 
 /// What S3 says about an object, as [`ObjectMeta`] (the inverse of [`stored`]).

@@ -31,14 +31,11 @@ use tokio::io::AsyncReadExt;
 use super::AzureSettings;
 use super::entra::{StorageTokens, Tokens};
 use crate::error::{ProviderError, Rejected, Result};
-use crate::object::{Body, ListPage, ObjectMeta, PutRequest};
+use crate::object::{Body, ListPage, ObjectMeta, PutRequest, check_header_value};
 use crate::provider::validate_key;
 
 /// The metadata entry holding an object's extra headers as JSON.
 const HEADERS_META: &str = "edgeship_headers";
-
-/// Headers with a field of their own in [`PutRequest`].
-const FIELD_HEADERS: [&str; 3] = ["content-type", "content-encoding", "cache-control"];
 
 /// How the Blob service is authenticated.
 pub(crate) enum BlobAuth {
@@ -501,21 +498,6 @@ fn azure_name(name: &str) -> Result<String, Rejected> {
     Ok(name.replace('-', "_"))
 }
 
-/// Metadata and header values travel as HTTP header values.
-fn check_value(name: &str, value: &str) -> Result<(), Rejected> {
-    if value
-        .bytes()
-        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-    {
-        Ok(())
-    } else {
-        Err(Rejected::new(format!(
-            "`{name}` = `{}`: Azure stores only printable ASCII in metadata values",
-            value.escape_debug()
-        )))
-    }
-}
-
 /// The blob properties and metadata of a put.
 fn attributes(request: &PutRequest) -> Result<Attributes, Rejected> {
     let mut out = Attributes::new();
@@ -525,7 +507,7 @@ fn attributes(request: &PutRequest) -> Result<Attributes, Rejected> {
         (Attribute::CacheControl, &request.cache_control),
     ] {
         if let Some(value) = value {
-            check_value("property", value)?;
+            check_header_value("property", value)?;
             out.insert(attribute, AttributeValue::from(value.clone()));
         }
     }
@@ -534,28 +516,14 @@ fn attributes(request: &PutRequest) -> Result<Attributes, Rejected> {
         if stored == HEADERS_META {
             return Err(Rejected::new(format!("metadata key `{name}` is reserved")));
         }
-        check_value(name, value)?;
+        check_header_value(name, value)?;
         out.insert(
             Attribute::Metadata(stored.into()),
             AttributeValue::from(value.clone()),
         );
     }
     if !request.headers.is_empty() {
-        for (name, value) in &request.headers {
-            let lower = name.to_ascii_lowercase();
-            if FIELD_HEADERS.contains(&lower.as_str()) {
-                return Err(Rejected::new(format!(
-                    "header `{name}`: set it through the object's {lower} field"
-                )));
-            }
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-                return Err(Rejected::new(format!(
-                    "header name `{}` is not a token",
-                    name.escape_debug()
-                )));
-            }
-            check_value(name, value)?;
-        }
+        request.check_headers()?;
         let json =
             serde_json::to_string(&request.headers).map_err(|e| Rejected::new(e.to_string()))?;
         out.insert(

@@ -279,42 +279,41 @@ impl Tokens {
                 header,
                 client_id,
             } => {
-                let mut query = vec![("resource", resource), ("api-version", "2019-08-01")];
-                if let Some(id) = client_id {
-                    query.push(("client_id", id));
-                }
-                let request = self
-                    .http
-                    .get(endpoint)
-                    .query(&query)
-                    .header("X-IDENTITY-HEADER", header.expose_secret());
-                self.identity(endpoint, request).await
+                let header = ("X-IDENTITY-HEADER", header.expose_secret());
+                self.identity(endpoint, "2019-08-01", client_id, resource, header)
+                    .await
             }
             Source::Imds {
                 endpoint,
                 client_id,
             } => {
-                let mut query = vec![("resource", resource), ("api-version", "2018-02-01")];
-                if let Some(id) = client_id {
-                    query.push(("client_id", id));
-                }
-                let request = self
-                    .http
-                    .get(endpoint)
-                    .query(&query)
-                    .header("Metadata", "true");
-                self.identity(endpoint, request).await
+                let header = ("Metadata", "true");
+                self.identity(endpoint, "2018-02-01", client_id, resource, header)
+                    .await
             }
             Source::AzureCli => azure_cli(resource).await,
         }
     }
 
+    /// A managed identity's token for `resource` from `endpoint` (App Service's or the
+    /// instance metadata service's, which differ only in api-version and header).
     async fn identity(
         &self,
         endpoint: &str,
-        request: reqwest::RequestBuilder,
+        api_version: &str,
+        client_id: &Option<String>,
+        resource: &str,
+        (header, value): (&str, &str),
     ) -> Result<(SecretString, Duration), TokenError> {
-        let response = request
+        let mut query = vec![("resource", resource), ("api-version", api_version)];
+        if let Some(id) = client_id {
+            query.push(("client_id", id));
+        }
+        let response = self
+            .http
+            .get(endpoint)
+            .query(&query)
+            .header(header, value)
             .send()
             .await
             .map_err(|err| transport(endpoint, &err))?;

@@ -553,7 +553,6 @@ fn read_lines(
                 }
             },
         };
-        aggregator.report.format = kind;
         match kind {
             LogFormat::Cloudfront => {
                 if line.starts_with("#Fields:") {
@@ -786,18 +785,7 @@ pub async fn hourly(
     from: u64,
     to: u64,
 ) -> Result<Vec<(u64, CdnTotals)>, CacheError> {
-    let mut out = Vec::new();
-    let mut hour = from - from % 3600;
-    while hour < to {
-        let fields = cache
-            .hash_get_all(&key(cache, site, &format!("hour:{hour}")))
-            .await?;
-        if !fields.is_empty() {
-            out.push((hour, CdnTotals::from_fields(&fields)));
-        }
-        hour += 3600;
-    }
-    Ok(out)
+    buckets(cache, site, "hour", 3600, from, to).await
 }
 
 /// `site`'s CDN totals for the UTC days starting in `[from, to)` (`from` widened to its
@@ -808,16 +796,29 @@ pub async fn daily(
     from: u64,
     to: u64,
 ) -> Result<Vec<(u64, CdnTotals)>, CacheError> {
+    buckets(cache, site, "day", 86_400, from, to).await
+}
+
+/// The stored `kind` buckets (`hour`, `day`) of `width` seconds starting in `[from, to)`;
+/// empty ones are left out.
+async fn buckets(
+    cache: &Cache,
+    site: &str,
+    kind: &str,
+    width: u64,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, CdnTotals)>, CacheError> {
     let mut out = Vec::new();
-    let mut day = from - from % 86_400;
-    while day < to {
+    let mut start = from - from % width;
+    while start < to {
         let fields = cache
-            .hash_get_all(&key(cache, site, &format!("day:{day}")))
+            .hash_get_all(&key(cache, site, &format!("{kind}:{start}")))
             .await?;
         if !fields.is_empty() {
-            out.push((day, CdnTotals::from_fields(&fields)));
+            out.push((start, CdnTotals::from_fields(&fields)));
         }
-        day += 86_400;
+        start += width;
     }
     Ok(out)
 }
