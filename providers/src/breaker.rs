@@ -145,7 +145,7 @@ impl<P: Provider> Breaker<P> {
         match &result {
             Err(err @ ProviderError::Retryable { .. }) => {
                 state.record(true, self.policy.window);
-                state.last_error = err.to_string();
+                state.last_error = err.detail();
                 let half_open = state.open_until.is_some();
                 if half_open || state.failures() >= self.policy.failure_threshold {
                     if !half_open {

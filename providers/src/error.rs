@@ -93,7 +93,7 @@ pub enum ProviderError {
         cooldown: Duration,
     },
     /// Retrying did not help: every attempt failed transiently.
-    #[error("{provider}: gave up after {attempts} attempts over {} ms: {source}", elapsed.as_millis())]
+    #[error("{provider}: gave up after {attempts} attempts over {} ms: {}", elapsed.as_millis(), source.detail())]
     RetriesExhausted {
         /// The provider's display name.
         provider: String,
@@ -127,6 +127,34 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The display name of the provider the error is from.
+    pub fn provider(&self) -> &str {
+        match self {
+            Self::NotFound { provider, .. }
+            | Self::Unauthenticated { provider, .. }
+            | Self::PermissionDenied { provider, .. }
+            | Self::Throttled { provider, .. }
+            | Self::Retryable { provider, .. }
+            | Self::Misconfigured { provider, .. }
+            | Self::Invalid { provider, .. }
+            | Self::NotSupported { provider, .. }
+            | Self::CircuitOpen { provider, .. }
+            | Self::RetriesExhausted { provider, .. }
+            | Self::OperationFailed { provider, .. }
+            | Self::Generic { provider, .. } => provider,
+        }
+    }
+
+    /// The message without the provider's name in front, for messages that name it
+    /// already (a retry giving up, an open breaker's last error).
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(self.provider()) {
+            Some(rest) => rest.trim_start_matches(": ").to_string(),
+            None => text,
+        }
+    }
+
     /// Whether retrying the same call may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Retryable { .. } | Self::Throttled { .. })
@@ -239,5 +267,29 @@ impl Rejected {
     /// The reason.
     pub fn reason(&self) -> &str {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn giving_up_names_the_provider_once() {
+        let err = ProviderError::RetriesExhausted {
+            provider: "aws:s3://assets/".into(),
+            attempts: 5,
+            elapsed: Duration::from_millis(4200),
+            source: Box::new(ProviderError::Retryable {
+                provider: "aws:s3://assets/".into(),
+                message: "connection reset".into(),
+            }),
+        };
+        assert_eq!(
+            err.to_string(),
+            "aws:s3://assets/: gave up after 5 attempts over 4200 ms: temporary failure: connection reset"
+        );
+        assert_eq!(err.provider(), "aws:s3://assets/");
+        assert!(err.detail().starts_with("gave up after 5 attempts"));
     }
 }

@@ -61,7 +61,7 @@ pub enum DeployError {
     #[error("refused: {0}")]
     Refused(String),
     /// The provider is unusable (down, or credentials rejected); the deploy stopped.
-    #[error("deploy stopped: {0}")]
+    #[error("deploy stopped: {0}{hint}", hint = rerun_hint(.0))]
     Provider(#[from] ProviderError),
     /// The remote manifest exists but cannot be read.
     #[error(
@@ -73,6 +73,21 @@ pub enum DeployError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// What to do after a deploy stopped on `err`: when the provider kept failing
+/// transiently (retries ran out, the breaker opened), deploy again; other errors say what
+/// to fix themselves.
+fn rerun_hint(err: &ProviderError) -> &'static str {
+    match err {
+        ProviderError::RetriesExhausted { .. }
+        | ProviderError::CircuitOpen { .. }
+        | ProviderError::Retryable { .. }
+        | ProviderError::Throttled { .. } => {
+            "; deploy again once it answers: what this deploy stored is checked and only the rest is uploaded"
+        }
+        _ => "",
+    }
 }
 
 impl From<ManifestError> for DeployError {

@@ -57,7 +57,7 @@ where
     if let Some(credentials) = credentials_error(err) {
         return Failure::Credentials(DisplayErrorContext(credentials).to_string());
     }
-    let detail = || DisplayErrorContext(err).to_string();
+    let detail = || chain(err);
     match err {
         SdkError::ServiceError(service) => {
             let raw = service.raw();
@@ -102,6 +102,22 @@ where
         SdkError::ResponseError(_) => Failure::Transport(detail()),
         _ => Failure::Request(detail()),
     }
+}
+
+/// `err` and its sources, each message once, joined by `: `. `DisplayErrorContext`
+/// says the same and then the whole error again as `Debug` (`(DispatchFailure(…
+/// ConnectorError { kind: Io, … }))`), which buried the cause of a network failure.
+pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The credentials error somewhere in `err`'s source chain, if any: the SDK reports a
@@ -197,6 +213,8 @@ pub(crate) fn classify(
     } else {
         format!("bucket `{}` in region `{}`", ctx.bucket, ctx.region)
     };
+    // The object (or invalidation) a network failure was about.
+    let what = target.map(|t| format!(" `{t}`")).unwrap_or_default();
     let credentials_hint = format!(
         "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or the profile \
          (AWS_PROFILE or sites.{site}.{table}.profile)"
@@ -211,13 +229,13 @@ pub(crate) fn classify(
         Failure::Timeout(detail) => {
             return ProviderError::Retryable {
                 provider,
-                message: format!("{operation:?} on {place} timed out: {detail}"),
+                message: format!("{operation:?}{what} on {place} timed out: {detail}"),
             };
         }
         Failure::Transport(detail) => {
             return ProviderError::Retryable {
                 provider,
-                message: format!("{operation:?} on {place} failed in transit: {detail}"),
+                message: format!("{operation:?}{what} on {place} failed in transit: {detail}"),
             };
         }
         Failure::Credentials(detail) => {
@@ -456,6 +474,28 @@ mod tests {
                 matches!(class, ProviderError::Retryable { .. }),
                 "{class:?}"
             );
+        }
+    }
+
+    /// What a connection reset looks like to a person: the operation, the key, the
+    /// bucket and the cause, once — not the SDK's `Debug` dump of the same chain.
+    #[test]
+    fn a_network_failure_names_the_key_and_its_cause_once() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let err = class_of(
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(reset))),
+            Operation::Get,
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "Get `app.js` on bucket `assets` in region `eu-west-1` failed in transit"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("connection reset"), "{text}");
+        for debug in ["ConnectorError", "DispatchFailure", "kind:", "{"] {
+            assert!(!text.contains(debug), "{text} has `{debug}`");
         }
     }
 

@@ -585,7 +585,7 @@ impl Provider for AwsProvider {
                     &c.ctx,
                     Operation::Get,
                     Some(key),
-                    Failure::Transport(e.to_string()),
+                    Failure::Transport(classify::chain(&e)),
                 )
             })?
             .into_bytes();
