@@ -3,6 +3,7 @@
 //! Exit codes, for every command: 0 done, 1 some files failed (listed), 2 usage or
 //! configuration error, 3 refused (a safety check said no).
 
+mod deploys;
 mod keys;
 mod logs;
 mod purge;
@@ -117,6 +118,9 @@ pub enum Command {
     /// site's analytics: hit ratio, bytes by encoding and type, bytes saved.
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    /// A site's deploy history (`deploys list --site S`).
+    #[command(subcommand)]
+    Deploys(deploys::DeploysCommand),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -346,6 +350,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::run(&config, &args),
         Command::Keys(command) => keys::run(&config, &command),
         Command::Logs(command) => logs::run(&config, &command),
+        Command::Deploys(command) => deploys::run(&config, &command),
     }
 }
 
