@@ -596,11 +596,12 @@ fn print_deploy_summary(report: &crate::deploy::DeployReport) {
         .map(|t| t.served_bytes)
         .unwrap_or(b.identity_bytes);
     println!(
-        "deployed {} files to site `{}` ({}) in {:.2}s",
+        "deployed {} files to site `{}` ({}) in {:.2}s as {}",
         b.files,
         report.site,
         report.provider,
-        report.duration_ms as f64 / 1000.0
+        report.duration_ms as f64 / 1000.0,
+        report.id
     );
     println!(
         "  size: {} in, {} minified ({}), {} with br ({})",
@@ -619,6 +620,13 @@ fn print_deploy_summary(report: &crate::deploy::DeployReport) {
         report.plan.stale_files,
         report.deleted
     );
+    let d = &report.dictionaries;
+    if d.kept + d.dropped + d.missing_versions > 0 {
+        println!(
+            "  dictionaries: {} delta variants for returning visitors ({} computed now, {} not smaller than br, {} earlier versions unreadable)",
+            d.kept, d.computed, d.dropped, d.missing_versions
+        );
+    }
     println!(
         "  purged {} paths; {} retries, {} throttled; concurrency ended at {}; {} failures",
         report.purged_paths.len(),

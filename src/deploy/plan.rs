@@ -210,6 +210,10 @@ fn remote_state(remote: &Manifest, object: &DesiredObject) -> Option<Reason> {
     if object.key == object.path && single_object != entry.single.is_some() {
         return Some(Reason::ContentChanged);
     }
+    // A `single:<enc>` site stored no sibling variants.
+    if entry.single.is_some() && object.key != object.path && object.delta.is_none() {
+        return Some(Reason::New);
+    }
     if entry.hash.as_str() != object.hash || stored_size != object.size {
         return Some(Reason::ContentChanged);
     }
