@@ -38,7 +38,12 @@ fn two_releases() -> (tempfile::TempDir, tempfile::TempDir) {
         ),
     )
     .unwrap();
-    for page in ["index.html", "about/index.html", "blog/index.html", "blog/hello-world/index.html"] {
+    for page in [
+        "index.html",
+        "about/index.html",
+        "blog/index.html",
+        "blog/hello-world/index.html",
+    ] {
         let path = v2.path().join(page);
         let html = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, html.replace("app.3f9c2a1b.js", "app.9d8e7f6a.js")).unwrap();
@@ -65,7 +70,12 @@ async fn deploy_dir(app: &TestApp, dir: &Path) -> Value {
             &common::tar_gz_of(dir),
         )
         .await;
-    assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
+    assert_eq!(
+        started.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&started.body)
+    );
     let id = started.json()["id"].as_str().unwrap().to_string();
     let job = app.finished_deploy(&auth, &id).await;
     assert_eq!(job["status"], "done", "{job}");
@@ -106,7 +116,11 @@ async fn browse_across_a_redeploy(app: &TestApp, v2: &Path) -> Value {
         (line, lines)
     });
     let (line, mut lines) = ready.await.unwrap();
-    assert_eq!(line.unwrap().unwrap(), "ready", "the first load did not finish");
+    assert_eq!(
+        line.unwrap().unwrap(),
+        "ready",
+        "the first load did not finish"
+    );
     deploy_dir(app, v2).await;
     node.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let report = tokio::task::spawn_blocking(move || lines.next())
@@ -135,7 +149,10 @@ async fn returning_visitor_gets_a_delta(encoding: DeltaEncoding) {
     let (v1, v2) = two_releases();
     deploy_dir(&app, v1.path()).await;
     let old = site_manifest(&app).assets[OLD_BUNDLE].clone();
-    let offer = old.dictionary.clone().expect("the bundle is offered as a dictionary");
+    let offer = old
+        .dictionary
+        .clone()
+        .expect("the bundle is offered as a dictionary");
     assert_eq!(offer.match_pattern, "/assets/app.*.js");
 
     let report = browse_across_a_redeploy(&app, v2.path()).await;
@@ -167,28 +184,43 @@ async fn returning_visitor_gets_a_delta(encoding: DeltaEncoding) {
         format!(":{}:", offer.sha256.base64()),
         "{reload}"
     );
-    assert_eq!(reload["response"]["content-encoding"], encoding.token(), "{reload}");
+    assert_eq!(
+        reload["response"]["content-encoding"],
+        encoding.token(),
+        "{reload}"
+    );
     assert_eq!(
         reload["response"]["vary"],
         "accept-encoding, available-dictionary"
     );
-    assert_eq!(reload["body"], new.size, "decoded to the new identity bytes");
+    assert_eq!(
+        reload["body"], new.size,
+        "decoded to the new identity bytes"
+    );
     let wire = reload["sizes"]["responseBodySize"].as_u64().unwrap();
-    assert_eq!(wire, delta.size, "the delta's bytes are what crossed the wire");
+    assert_eq!(
+        wire, delta.size,
+        "the delta's bytes are what crossed the wire"
+    );
     assert!(delta.size * 4 < br, "delta {} vs br {br}", delta.size);
 
     // A browser without the dictionary gets plain br.
     assert_eq!(report["fresh"]["release"], "v2");
     let fresh = bundle(&report["fresh"], NEW_BUNDLE);
-    assert!(fresh["request"].get("available-dictionary").is_none(), "{fresh}");
+    assert!(
+        fresh["request"].get("available-dictionary").is_none(),
+        "{fresh}"
+    );
     assert_eq!(fresh["response"]["content-encoding"], "br");
     assert_eq!(fresh["sizes"]["responseBodySize"], br);
 
     // The origin counted the delta bytes and what they saved against br.
     let mut origin = Value::Null;
     for _ in 0..40 {
-        origin = app.admin("GET", "/v1/analytics?site=default", None).await.json()["sites"][0]
-            ["origin"]["all_time"]
+        origin = app
+            .admin("GET", "/v1/analytics?site=default", None)
+            .await
+            .json()["sites"][0]["origin"]["all_time"]
             .clone();
         if origin["delta_bytes"].as_u64() > Some(0) {
             break;
@@ -247,7 +279,10 @@ async fn wrong_unknown_or_malformed_dictionaries_fall_back_to_br() {
         edgeship::pipeline::delta::decode(coding, &v1_bytes, &r.body).unwrap(),
         v2_bytes
     );
-    assert!(r.header("use-as-dictionary").is_some(), "v2 is the next dictionary");
+    assert!(
+        r.header("use-as-dictionary").is_some(),
+        "v2 is the next dictionary"
+    );
     let etag = r.header("etag").unwrap().to_string();
     // A revalidation of the delta is a 304.
     let again = get(vec![
@@ -261,47 +296,73 @@ async fn wrong_unknown_or_malformed_dictionaries_fall_back_to_br() {
     // Each other case is served exactly as without dictionaries: br.
     let unknown = format!(":{}:", Sha256::of(b"some other version").base64());
     for (why, headers) in [
-        ("unknown dictionary", vec![
-            ("accept-encoding", "br, dcb, dcz".to_string()),
-            ("available-dictionary", unknown),
-        ]),
-        ("malformed header", vec![
-            ("accept-encoding", "br, dcb, dcz".to_string()),
-            ("available-dictionary", held.trim_matches(':').to_string()),
-        ]),
-        ("garbage", vec![
-            ("accept-encoding", "br, dcb, dcz".to_string()),
-            ("available-dictionary", ":%%%:".to_string()),
-        ]),
-        ("codings not accepted", vec![
-            ("accept-encoding", "br".to_string()),
-            ("available-dictionary", held.clone()),
-        ]),
-        ("`*` does not stand for a delta", vec![
-            ("accept-encoding", "br, *".to_string()),
-            ("available-dictionary", held.clone()),
-        ]),
-        ("the wrong asset's dictionary", vec![
-            ("accept-encoding", "br, dcb, dcz".to_string()),
-            (
-                "available-dictionary",
-                format!(
-                    ":{}:",
-                    manifest.assets["assets/util.8d7e6f50.js"]
-                        .dictionary
-                        .as_ref()
-                        .unwrap()
-                        .sha256
-                        .base64()
+        (
+            "unknown dictionary",
+            vec![
+                ("accept-encoding", "br, dcb, dcz".to_string()),
+                ("available-dictionary", unknown),
+            ],
+        ),
+        (
+            "malformed header",
+            vec![
+                ("accept-encoding", "br, dcb, dcz".to_string()),
+                ("available-dictionary", held.trim_matches(':').to_string()),
+            ],
+        ),
+        (
+            "garbage",
+            vec![
+                ("accept-encoding", "br, dcb, dcz".to_string()),
+                ("available-dictionary", ":%%%:".to_string()),
+            ],
+        ),
+        (
+            "codings not accepted",
+            vec![
+                ("accept-encoding", "br".to_string()),
+                ("available-dictionary", held.clone()),
+            ],
+        ),
+        (
+            "`*` does not stand for a delta",
+            vec![
+                ("accept-encoding", "br, *".to_string()),
+                ("available-dictionary", held.clone()),
+            ],
+        ),
+        (
+            "the wrong asset's dictionary",
+            vec![
+                ("accept-encoding", "br, dcb, dcz".to_string()),
+                (
+                    "available-dictionary",
+                    format!(
+                        ":{}:",
+                        manifest.assets["assets/util.8d7e6f50.js"]
+                            .dictionary
+                            .as_ref()
+                            .unwrap()
+                            .sha256
+                            .base64()
+                    ),
                 ),
-            ),
-        ]),
+            ],
+        ),
     ] {
         let r = get(headers).await;
         assert_eq!(r.status, 200, "{why}");
         assert_eq!(r.header("content-encoding"), Some("br"), "{why}");
-        assert_eq!(r.header("vary"), Some("accept-encoding, available-dictionary"), "{why}");
-        assert_eq!(r.body.len() as u64, new.variants[&edgeship::pipeline::compress::Encoding::Br], "{why}");
+        assert_eq!(
+            r.header("vary"),
+            Some("accept-encoding, available-dictionary"),
+            "{why}"
+        );
+        assert_eq!(
+            r.body.len() as u64,
+            new.variants[&edgeship::pipeline::compress::Encoding::Br],
+            "{why}"
+        );
     }
 
     // The history lists both deploys, newest first, through the CLI.
@@ -317,7 +378,11 @@ async fn wrong_unknown_or_malformed_dictionaries_fall_back_to_br() {
             .unwrap()
     };
     let out = cli(&["deploys", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let history: Value = serde_json::from_slice(&out.stdout).unwrap();
     let history = history.as_array().unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
@@ -326,5 +391,8 @@ async fn wrong_unknown_or_malformed_dictionaries_fall_back_to_br() {
     assert_eq!(history[1]["deltas"], 0);
     let out = cli(&["deploys", "list"]);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains(history[0]["id"].as_str().unwrap()), "{table}");
+    assert!(
+        table.contains(history[0]["id"].as_str().unwrap()),
+        "{table}"
+    );
 }

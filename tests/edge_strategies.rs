@@ -82,17 +82,31 @@ async fn single_gzip_stores_one_encoded_object_and_the_origin_serves_or_decodes_
 
     let app = common::http::TestApp::start(single.clone(), tempfile::tempdir().unwrap()).await;
     let path = format!("/{CSS}");
-    let r = app.call("GET", &path, &[("accept-encoding", "gzip, br")], b"").await;
+    let r = app
+        .call("GET", &path, &[("accept-encoding", "gzip, br")], b"")
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.body, stored);
     let r = app.call("GET", &path, &[], b"").await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-encoding"), None, "decoded for a client without gzip");
+    assert_eq!(
+        r.header("content-encoding"),
+        None,
+        "decoded for a client without gzip"
+    );
     assert_eq!(r.body, identity);
-    assert_eq!(r.header("etag"), Some(format!("\"{}\"", entry.hash).as_str()));
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{}\"", entry.hash).as_str())
+    );
     let r = app
-        .call("GET", &path, &[("accept-encoding", "br, identity;q=0")], b"")
+        .call(
+            "GET",
+            &path,
+            &[("accept-encoding", "br, identity;q=0")],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 406);
     drop(app);
@@ -109,5 +123,8 @@ async fn single_gzip_stores_one_encoded_object_and_the_origin_serves_or_decodes_
     // And again to single: the object at the path is replaced, stale siblings deleted.
     deploy(&single).await;
     assert_eq!(std::fs::read(root.join(CSS)).unwrap(), stored);
-    assert!(!root.join(format!("{CSS}.gz")).exists(), "--delete removed the sibling");
+    assert!(
+        !root.join(format!("{CSS}.gz")).exists(),
+        "--delete removed the sibling"
+    );
 }

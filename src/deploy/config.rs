@@ -94,7 +94,10 @@ impl DeployConfig {
             return bad("retry.attempts", "must be at least 1".into());
         }
         if self.history > 1000 {
-            return bad("history", format!("{} is more than 1000 deploys", self.history));
+            return bad(
+                "history",
+                format!("{} is more than 1000 deploys", self.history),
+            );
         }
         let dictionaries = &self.dictionaries;
         if dictionaries.enabled && dictionaries.versions == 0 {

@@ -28,13 +28,13 @@ use std::sync::Arc;
 use edgeship_providers::{ProviderError, ProviderExt, SharedProvider};
 
 use super::config::DictionaryConfig;
-use crate::pipeline::{DeltaFile, ProcessedAsset};
 use crate::pipeline::classify::AssetKind;
 use crate::pipeline::compress::{self, Encoding, Levels};
 use crate::pipeline::delta::{self, DeltaEncoding, Sha256};
 use crate::pipeline::hash::ContentHash;
 use crate::pipeline::manifest::{Delta, DictionaryOffer, Manifest, ManifestEntry};
 use crate::pipeline::rules::{DictionaryRule, fingerprint_span, version_family};
+use crate::pipeline::{DeltaFile, ProcessedAsset};
 
 /// How an asset is offered as a dictionary, if it is (see the module docs).
 pub fn offer(asset: &ProcessedAsset, config: &DictionaryConfig) -> Option<DictionaryOffer> {
@@ -394,9 +394,9 @@ pub async fn compute(
         }
     }
     for asset in assets.iter_mut() {
-        asset
-            .deltas
-            .sort_by(|a, b| (a.delta.from, a.delta.encoding).cmp(&(b.delta.from, b.delta.encoding)));
+        asset.deltas.sort_by(|a, b| {
+            (a.delta.from, a.delta.encoding).cmp(&(b.delta.from, b.delta.encoding))
+        });
     }
     Ok(counts)
 }
@@ -489,8 +489,9 @@ impl DeltaJob {
                     let Some(input) = &input else {
                         break;
                     };
-                    let made = delta::encode(encoding, self.settings.levels, &self.dictionary, input)
-                        .and_then(|body| write_atomically(&path, &body).map(|()| body.len()));
+                    let made =
+                        delta::encode(encoding, self.settings.levels, &self.dictionary, input)
+                            .and_then(|body| write_atomically(&path, &body).map(|()| body.len()));
                     match made {
                         Ok(len) => {
                             outcome.computed += 1;
@@ -571,19 +572,39 @@ mod tests {
     #[test]
     fn earlier_versions_come_newest_first_by_path_or_fingerprint_family() {
         let records = [
-            record(&[("assets/app.2222bbbb.js", "v2", true), ("lib.js", "l2", true)]),
-            record(&[("assets/app.1111aaaa.js", "v1", true), ("lib.js", "l2", true)]),
-            record(&[("assets/app.0000ffff.js", "v0", true), ("lib.js", "l1", true)]),
+            record(&[
+                ("assets/app.2222bbbb.js", "v2", true),
+                ("lib.js", "l2", true),
+            ]),
+            record(&[
+                ("assets/app.1111aaaa.js", "v1", true),
+                ("lib.js", "l2", true),
+            ]),
+            record(&[
+                ("assets/app.0000ffff.js", "v0", true),
+                ("lib.js", "l1", true),
+            ]),
             record(&[("lib.js", "l0", false)]),
         ];
         let (h3, l3) = (ContentHash::of(b"v3"), ContentHash::of(b"l3"));
         let changed = [
-            Changed { index: 0, path: "assets/app.3333cccc.js", hash: &h3 },
-            Changed { index: 1, path: "lib.js", hash: &l3 },
+            Changed {
+                index: 0,
+                path: "assets/app.3333cccc.js",
+                hash: &h3,
+            },
+            Changed {
+                index: 1,
+                path: "lib.js",
+                hash: &l3,
+            },
         ];
         let bases = find_bases(&changed, &records, 2);
         let names = |i: usize| -> Vec<(String, Sha256)> {
-            bases[&i].iter().map(|b| (b.path.clone(), b.sha256)).collect()
+            bases[&i]
+                .iter()
+                .map(|b| (b.path.clone(), b.sha256))
+                .collect()
         };
         assert_eq!(
             names(0),
@@ -605,7 +626,11 @@ mod tests {
         // A version never offered as a dictionary is not held by browsers; the asset's
         // own current hash is no base.
         let l2 = ContentHash::of(b"l2");
-        let same = [Changed { index: 5, path: "lib.js", hash: &l2 }];
+        let same = [Changed {
+            index: 5,
+            path: "lib.js",
+            hash: &l2,
+        }];
         let bases = find_bases(&same, &records[2..], 3);
         assert_eq!(bases[&5].len(), 1, "{bases:?}");
         assert!(find_bases(&same, &records[3..], 3).is_empty());

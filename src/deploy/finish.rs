@@ -98,7 +98,11 @@ async fn record_history(
         bytes: published.assets.values().map(|e| e.size).sum(),
         uploaded: report.uploaded,
         uploaded_bytes: report.uploaded_bytes,
-        deltas: published.assets.values().map(|e| e.deltas.len() as u64).sum(),
+        deltas: published
+            .assets
+            .values()
+            .map(|e| e.deltas.len() as u64)
+            .sum(),
         manifest_key: history::record_key(&report.id),
     };
     let keep = deployer.config.deploy.history;

@@ -389,8 +389,12 @@ impl Deployer {
         // Deltas of changed assets against the versions returning visitors hold.
         let mut bases = None;
         if !offered.is_empty() {
-            let found = self.find_bases(site, &assets, &offered, remote_manifest).await?;
-            report.dictionaries = self.compute_deltas(site, &mut assets, found.clone(), &offered).await?;
+            let found = self
+                .find_bases(site, &assets, &offered, remote_manifest)
+                .await?;
+            report.dictionaries = self
+                .compute_deltas(site, &mut assets, found.clone(), &offered)
+                .await?;
             bases = Some(found);
         }
 
@@ -418,8 +422,9 @@ impl Deployer {
             (assets, report.build) = self.process(&options.input, false).await?;
             let offered = self.offer_dictionaries(&mut assets, remote_manifest);
             if let Some(found) = bases {
-                report.dictionaries =
-                    self.compute_deltas(site, &mut assets, found, &offered).await?;
+                report.dictionaries = self
+                    .compute_deltas(site, &mut assets, found, &offered)
+                    .await?;
             }
             plan = make_plan(plan::desired_objects(&assets));
         }

@@ -198,7 +198,8 @@ pub fn encode(
     out.extend_from_slice(&Sha256::of(dictionary).0);
     match encoding {
         DeltaEncoding::Dcz => {
-            let mut encoder = zstd::stream::Encoder::with_ref_prefix(&mut out, levels.zstd, dictionary)?;
+            let mut encoder =
+                zstd::stream::Encoder::with_ref_prefix(&mut out, levels.zstd, dictionary)?;
             encoder.window_log(dcz_window_log(dictionary.len(), input.len()))?;
             encoder.long_distance_matching(true)?;
             encoder.set_pledged_src_size(Some(input.len() as u64))?;
@@ -235,7 +236,11 @@ pub fn encode(
 
 /// Decodes a delta body made by [`encode`] (or any RFC 9842 encoder) with `dictionary`;
 /// checks the header names that dictionary.
-pub fn decode(encoding: DeltaEncoding, dictionary: &[u8], body: &[u8]) -> Result<Vec<u8>, DeltaError> {
+pub fn decode(
+    encoding: DeltaEncoding,
+    dictionary: &[u8],
+    body: &[u8],
+) -> Result<Vec<u8>, DeltaError> {
     let magic = encoding.magic();
     let Some(rest) = body.strip_prefix(magic) else {
         return Err(DeltaError::Header(encoding));
@@ -283,7 +288,9 @@ mod tests {
             );
             v1.push_str(&line);
             if i % 97 == 0 {
-                v2.push_str(&format!("export function handler{i}(e){{return render2({i},e);}}\n"));
+                v2.push_str(&format!(
+                    "export function handler{i}(e){{return render2({i},e);}}\n"
+                ));
             } else {
                 v2.push_str(&line);
             }
@@ -384,7 +391,10 @@ mod tests {
             hash.hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(hash.base64(), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+        assert_eq!(
+            hash.base64(),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
         assert_eq!(Sha256::from_hex(&hash.hex()), Some(hash));
         assert_eq!(Sha256::from_hex("zz"), None);
         let json = serde_json::to_string(&hash).unwrap();

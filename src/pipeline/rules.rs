@@ -254,7 +254,9 @@ fn compile(rules: &[RuleConfig]) -> Result<Vec<CompiledRule>, RuleError> {
 fn check_dictionary_match(pattern: &str) -> Result<(), RuleError> {
     let fine = pattern.starts_with('/')
         && pattern.len() <= 1024
-        && pattern.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'"');
+        && pattern
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'"');
     if fine {
         Ok(())
     } else {
@@ -490,7 +492,10 @@ mod tests {
             rules.resolve("a.js", AssetKind::Js).strategy,
             Strategy::Single(Encoding::Gzip)
         );
-        assert_eq!(rules.resolve("a.css", AssetKind::Css).strategy, Strategy::Variants);
+        assert_eq!(
+            rules.resolve("a.css", AssetKind::Css).strategy,
+            Strategy::Variants
+        );
         let err = toml::from_str::<RuleConfig>("pattern = \"*\"\nstrategy = \"single:lz4\"")
             .unwrap_err()
             .to_string();

@@ -31,10 +31,14 @@ pub const VARY_WITH_DICTIONARY: &str = "accept-encoding, available-dictionary";
 /// Parses an `Available-Dictionary` value: a structured-field byte sequence holding a
 /// SHA-256 digest. `None` for anything malformed (ignored, as the RFC asks).
 pub fn parse_available_dictionary(value: &[u8]) -> Option<[u8; 32]> {
-    let value = std::str::from_utf8(value).ok()?.trim_matches(|c| c == ' ' || c == '\t');
+    let value = std::str::from_utf8(value)
+        .ok()?
+        .trim_matches(|c| c == ' ' || c == '\t');
     let inner = value.strip_prefix(':')?.strip_suffix(':')?;
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(inner).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(inner)
+        .ok()?;
     bytes.try_into().ok()
 }
 

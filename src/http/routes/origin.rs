@@ -313,7 +313,9 @@ fn not_acceptable(asset: &crate::http::origin::Asset) -> HttpResponse {
             available.join(", ")
         ),
     );
-    response.headers_mut().insert(header::VARY, asset.vary.clone());
+    response
+        .headers_mut()
+        .insert(header::VARY, asset.vary.clone());
     response
 }
 
