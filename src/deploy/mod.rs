@@ -407,7 +407,11 @@ impl Deployer {
         let found = remote::stored_objects(site, &remote, &desired, &limit).await?;
         let manifest = remote_manifest;
         let make_plan = |desired| {
-            let mut plan = Plan::build(desired, manifest, &found.stored);
+            let mut plan = if found.checked_all {
+                Plan::build_checked(desired, manifest, &found.stored)
+            } else {
+                Plan::build(desired, manifest, &found.stored)
+            };
             if !found.listed_stale.is_empty() {
                 plan.stale_paths = found.listed_stale.clone();
                 plan.stale_keys = found.listed_stale.clone();

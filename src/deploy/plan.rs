@@ -279,6 +279,27 @@ impl Plan {
         remote: &Manifest,
         stored: &BTreeMap<String, ObjectMeta>,
     ) -> Self {
+        Self::build_with(desired, remote, stored, false)
+    }
+
+    /// As [`Plan::build`], after an interrupted deploy whose objects may have replaced
+    /// ones the manifest still describes: `stored` holds every desired object found
+    /// stored, and an object not stored as wanted is uploaded again (and purged) even
+    /// where the manifest says it is there.
+    pub fn build_checked(
+        desired: Vec<DesiredObject>,
+        remote: &Manifest,
+        stored: &BTreeMap<String, ObjectMeta>,
+    ) -> Self {
+        Self::build_with(desired, remote, stored, true)
+    }
+
+    fn build_with(
+        desired: Vec<DesiredObject>,
+        remote: &Manifest,
+        stored: &BTreeMap<String, ObjectMeta>,
+        checked_all: bool,
+    ) -> Self {
         let mut plan = Self::default();
         let mut changed = BTreeSet::new();
         let desired_keys: BTreeSet<&str> = desired.iter().map(|o| o.key.as_str()).collect();
@@ -296,14 +317,18 @@ impl Plan {
         }
         let mut html = Vec::new();
         for object in desired {
-            let Some(reason) = remote_state(remote, &object) else {
-                plan.unchanged += 1;
-                continue;
-            };
-            if stored
+            let stored_as_wanted = stored
                 .get(&object.key)
-                .is_some_and(|meta| object.matches_stored(meta))
-            {
+                .is_some_and(|meta| object.matches_stored(meta));
+            let reason = match remote_state(remote, &object) {
+                Some(reason) => reason,
+                None if checked_all && !stored_as_wanted => Reason::ContentChanged,
+                None => {
+                    plan.unchanged += 1;
+                    continue;
+                }
+            };
+            if stored_as_wanted {
                 plan.resumed += 1;
                 continue;
             }
@@ -436,5 +461,48 @@ mod tests {
         assert_eq!(plan.uploads.len(), 1);
         assert_eq!(plan.uploads[0].reason, Reason::HeadersChanged);
         assert_eq!(plan.resumed, 1);
+    }
+
+    /// Version 2's deploy stored `a.js` over version 1's and was interrupted before its
+    /// manifest; deploying version 1 again must put version 1's bytes back (and purge
+    /// them), although the manifest — still version 1's — says they are there.
+    #[test]
+    fn after_an_interruption_objects_stored_over_the_manifests_version_are_put_back() {
+        let remote = Manifest {
+            assets: BTreeMap::from([
+                ("a.js".to_string(), entry("v1", &[Encoding::Br])),
+                ("b.js".to_string(), entry("v1", &[])),
+            ]),
+            ..Manifest::default()
+        };
+        let desired = vec![
+            object("a.js", "v1", None, false),
+            object("a.js", "v1", Some(Encoding::Br), false),
+            object("b.js", "v1", None, false),
+        ];
+        let stored_as = |object: &DesiredObject, hash: &str| {
+            let mut meta = object.put_request().meta();
+            meta.key = object.key.clone();
+            meta.metadata.insert(META_HASH.into(), hash.into());
+            (object.key.clone(), meta)
+        };
+        // a.js holds version 2's bytes, a.js.br is missing, b.js is version 1's.
+        let stored = BTreeMap::from([stored_as(&desired[0], "v2"), stored_as(&desired[2], "v1")]);
+        let unchecked = Plan::build(desired.clone(), &remote, &stored);
+        assert!(
+            unchecked.uploads.is_empty(),
+            "the manifest alone sees nothing to do"
+        );
+
+        let plan = Plan::build_checked(desired, &remote, &stored);
+        let keys: Vec<&str> = plan.uploads.iter().map(|u| u.object.key.as_str()).collect();
+        assert_eq!(keys, ["a.js", "a.js.br"]);
+        assert!(
+            plan.uploads
+                .iter()
+                .all(|u| u.reason == Reason::ContentChanged)
+        );
+        assert_eq!(plan.changed_paths, ["a.js"], "it may be cached: purged");
+        assert_eq!(plan.unchanged, 1);
     }
 }

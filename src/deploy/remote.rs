@@ -9,7 +9,7 @@ use edgeship_providers::{ObjectMeta, ProviderError, ProviderExt, SharedProvider}
 use super::DeployError;
 use super::Target;
 use super::adaptive::AdaptiveLimit;
-use super::plan::{DesiredObject, Plan};
+use super::plan::DesiredObject;
 use crate::pipeline::ProcessedAsset;
 use crate::pipeline::manifest::Manifest;
 
@@ -60,11 +60,16 @@ pub struct StoredObjects {
     pub stored: BTreeMap<String, ObjectMeta>,
     /// Keys listed on a site without a manifest that the deploy does not want.
     pub listed_stale: Vec<String>,
+    /// Every desired object was checked (after an interrupted deploy): one that is not
+    /// stored as wanted is uploaded even where the manifest describes it.
+    pub checked_all: bool,
 }
 
 /// What is stored where the manifest cannot tell: without a manifest, the whole listing
 /// (objects put there by other tools, or a first deploy); after an interrupted deploy,
-/// a `HEAD` of each planned upload, so a rerun uploads only what is missing.
+/// a `HEAD` of every desired object, so a rerun uploads only what is missing — and puts
+/// back what the interrupted deploy overwrote where the manifest still names the old
+/// bytes (a rollback to the manifest's version).
 pub async fn stored_objects(
     site: &Target,
     remote: &RemoteState,
@@ -86,15 +91,15 @@ pub async fn stored_objects(
                 found.stored.insert(meta.key.clone(), meta);
             }
         }
-        Some(manifest) if remote.interrupted => {
+        Some(_) if remote.interrupted => {
             tracing::info!(site = %site.name(), "the last deploy was interrupted; checking what it already uploaded");
-            let candidates = Plan::build(desired.to_vec(), manifest, &BTreeMap::new()).uploads;
             found.stored = head_all(
                 provider,
                 limit,
-                candidates.into_iter().map(|u| u.object.key).collect(),
+                desired.iter().map(|o| o.key.clone()).collect(),
             )
             .await?;
+            found.checked_all = true;
         }
         Some(_) => {}
     }

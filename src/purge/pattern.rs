@@ -72,7 +72,7 @@ impl Pattern {
         }
         if input.len() > MAX_PATTERN_BYTES {
             return Err(error(
-                MAX_PATTERN_BYTES,
+                input.floor_char_boundary(MAX_PATTERN_BYTES),
                 &format!(
                     "pattern is {} bytes long (limit {MAX_PATTERN_BYTES})",
                     input.len()
@@ -164,10 +164,13 @@ impl Pattern {
 fn glob_error_position(input: &str, kind: &globset::ErrorKind) -> usize {
     use globset::ErrorKind as K;
     match kind {
-        K::InvalidRange(from, to) => input
-            .find(&format!("{from}-{to}"))
-            .and_then(|at| input[..at].rfind('['))
-            .unwrap_or(0),
+        K::InvalidRange(from, to) => {
+            let range = format!("{from}-{to}");
+            classes(input)
+                .into_iter()
+                .find(|&(open, close)| input[open..close].contains(&range))
+                .map_or_else(|| input.find('[').unwrap_or(0), |(open, _)| open)
+        }
         K::UnclosedClass => input.find('[').unwrap_or(0),
         K::UnopenedAlternates | K::UnclosedAlternates | K::NestedAlternates => {
             input.find('{').unwrap_or(0)
@@ -175,6 +178,30 @@ fn glob_error_position(input: &str, kind: &globset::ErrorKind) -> usize {
         K::DanglingEscape => input.len().saturating_sub(1),
         _ => 0,
     }
+}
+
+/// The character classes of a glob as globset reads them: the byte range from each `[` to
+/// its closing `]` (a `]` first in the class, after an optional `!` or `^`, is a member,
+/// not the end; `\` escapes the next character outside classes).
+fn classes(input: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut chars = input.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' => {
+                chars.next_if(|&(_, c)| c == '!' || c == '^');
+                chars.next_if(|&(_, c)| c == ']');
+                if let Some((close, _)) = chars.find(|&(_, c)| c == ']') {
+                    found.push((at, close));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// Finds unbalanced `[`/`]` and `{`/`}`, pointing at the one left open (or closed too often).
@@ -222,6 +249,10 @@ mod tests {
         assert_eq!(err("/a[z-a].js").position, 2, "{}", err("/a[z-a].js"));
         assert_eq!(err("/x/[!]").position, 3, "{}", err("/x/[!]"));
         assert_eq!(err("/ok[a-c]/b[z-a]").position, 10);
+        // The range's text also appears before the class, and the class starts with `]`
+        // (found by cargo-fuzz: fuzz/regressions/pattern/).
+        assert_eq!(err("/--[]za/--[]za").position, 3);
+        assert_eq!(err("/z-a/[z-a]").position, 5);
     }
 
     #[test]
@@ -273,6 +304,8 @@ mod tests {
             e.to_string().len() < 300,
             "the message does not repeat 10 KB"
         );
+        // The limit falls inside a two-byte character: the position stays on a boundary.
+        assert_eq!(err(&format!("/{}", "é".repeat(1100))).position, 2047);
         assert_eq!(err("blog/").position, 0);
         assert_eq!(
             err("/a/{b,c.js").reason,

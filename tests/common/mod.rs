@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fault_proxy;
 pub mod http;
 pub mod redis;
 pub mod s3;

@@ -92,10 +92,15 @@ impl FakeAzure {
         let base_cell: Arc<Mutex<String>> = Arc::default();
         let base_for_handler = Arc::clone(&base_cell);
         let (base, task) = crate::fake_http::start(move |request| {
-            let base = base_for_handler
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            // Operation URLs name the host the request was sent to, as ARM's do: behind
+            // a proxy (the network fault tests) that is the proxy.
+            let base = match request.header("host") {
+                Some(host) => format!("http://{host}"),
+                None => base_for_handler
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            };
             let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
             let answer = answer(&mut state, &base, &request);
             state
