@@ -70,9 +70,9 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
     let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let before = rt.block_on(common::s3::objects(&s3, &bucket));
     assert_eq!(
-        report["uploaded"].as_u64().unwrap() as usize + 1,
+        report["uploaded"].as_u64().unwrap() as usize + 3,
         before.len(),
-        "every object and the manifest: {before:?}"
+        "every object, the manifest and the deploy's history (its record and the index): {before:?}"
     );
     assert!(before.contains_key("about/index.html") && before.contains_key("assets/print.css"));
     assert!(
@@ -96,9 +96,11 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
     assert_eq!(second.status.code(), Some(0), "{}", common::stderr(&second));
     let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     let after = rt.block_on(common::s3::objects(&s3, &bucket));
+    let record = format!(".edgeship/history/{}.json", report["id"].as_str().unwrap());
     assert_eq!(
-        after.keys().collect::<Vec<_>>(),
-        before.keys().collect::<Vec<_>>()
+        after.keys().filter(|k| **k != record).collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "the same objects, and the second deploy's history record"
     );
     let rewritten = common::s3::rewritten(&before, &after);
     // The changed files, each with the compressed variants it has, and the manifest.
@@ -113,6 +115,8 @@ fn a_redeploy_after_changing_three_files_uploads_and_invalidates_exactly_those()
         expected.len()
     );
     expected.insert(".edgeship/manifest".into());
+    expected.insert(".edgeship/history/index.json".into());
+    expected.insert(record.clone());
     assert_eq!(rewritten, expected, "only the changed objects were PUT");
 
     // One invalidation, for exactly the changed paths; pages also by their directory.

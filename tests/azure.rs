@@ -185,8 +185,12 @@ async fn a_redeploy_to_azure_puts_only_the_changed_blob_and_purges_its_path_and_
         .map(String::as_str)
         .filter(|k| *k == "blog/index.html" || k.starts_with("blog/index.html."))
         .collect();
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    let record = format!(".edgeship/history/{}.json", report["id"].as_str().unwrap());
     let mut expected = page.clone();
     expected.insert(".edgeship/manifest");
+    expected.insert(".edgeship/history/index.json");
+    expected.insert(&record);
     assert_eq!(
         rewritten, expected,
         "only the changed page's blobs were written"

@@ -11,6 +11,7 @@ use edgeship::config::Config;
 use edgeship::deploy::{DeployError, DeployOptions, DeployReport, Deployer};
 use edgeship::pipeline::build::NoProgress;
 use edgeship::pipeline::compress::{Encoding, decode};
+use edgeship::pipeline::delta::Sha256;
 use edgeship::pipeline::manifest::Manifest;
 use edgeship_providers::faults::{FaultConfig, Faulty};
 use edgeship_providers::memory::{Call, MemoryProvider};
@@ -117,7 +118,13 @@ fn assert_remote_equals_local(memory: &MemoryProvider, config: &Config, input: &
             asset.path
         );
         assert_eq!(meta.content_encoding, None);
-        assert_eq!(manifest.assets[&asset.path], asset.manifest_entry());
+        // The deploy offers text assets as compression dictionaries, named by the
+        // SHA-256 of what ships.
+        let mut entry = manifest.assets[&asset.path].clone();
+        if let Some(offer) = entry.dictionary.take() {
+            assert_eq!(offer.sha256, Sha256::of(&identity), "{}", asset.path);
+        }
+        assert_eq!(entry, asset.manifest_entry());
         expected_keys.push(asset.path.clone());
         for encoding in asset.variants.keys() {
             let key = format!("{}{}", asset.path, encoding.suffix());
@@ -135,6 +142,15 @@ fn assert_remote_equals_local(memory: &MemoryProvider, config: &Config, input: &
             expected_keys.push(key);
         }
     }
+    // The deploy's record in the site's history, and the history's index.
+    let history: Vec<String> = memory
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(".edgeship/history/"))
+        .collect();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(history.contains(&".edgeship/history/index.json".to_string()));
+    expected_keys.extend(history);
     expected_keys.sort();
     assert_eq!(
         memory.keys(),

@@ -621,6 +621,9 @@ fn log_manifest() -> Manifest {
         headers: BTreeMap::new(),
         tags: Vec::new(),
         variants: variants.iter().copied().collect(),
+        dictionary: None,
+        deltas: Vec::new(),
+        single: None,
     };
     let mut manifest = Manifest::default();
     manifest.assets.insert(

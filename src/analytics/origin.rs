@@ -7,7 +7,8 @@
 //! - `{prefix}:{site}:origin:served:<hour>` — one hour (`<hour>` is its start in Unix
 //!   seconds), kept [`HOURLY_RETENTION`];
 //! - fields `<encoding>:requests`, `<encoding>:bytes`, `<encoding>:identity_bytes` for
-//!   `identity`, `br`, `zstd`, `gzip`, and `not_modified`.
+//!   `identity`, `br`, `zstd`, `gzip`, `dcb`, `dcz`, and `not_modified`; for the delta
+//!   codings (`dcb`, `dcz`) also `<encoding>:br_bytes`, what plain br would have sent.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,7 +54,18 @@ pub struct VariantTotals {
     pub bytes: u64,
     /// Identity bytes those responses stand for (`bytes` had they been sent unencoded).
     pub identity_bytes: u64,
+    /// For delta codings (`dcb`, `dcz`): what the same responses would have sent as plain
+    /// br (identity where the asset has no br variant).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub br_bytes: u64,
 }
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// The delta codings (RFC 9842): responses compressed against a version the client held.
+pub const DELTA_ENCODINGS: [&str; 2] = ["dcb", "dcz"];
 
 /// What the origin served for one site (over all time or one hour).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -68,7 +80,12 @@ pub struct OriginTotals {
     pub saved_bytes: u64,
     /// `304 Not Modified` responses.
     pub not_modified: u64,
-    /// Per encoding (`identity`, `br`, `zstd`, `gzip`); encodings never served are absent.
+    /// Body bytes sent as deltas (`dcb`, `dcz`) to clients holding an earlier version.
+    pub delta_bytes: u64,
+    /// What those deltas saved against plain br: `br_bytes - bytes` of the delta codings.
+    pub delta_saved_bytes: u64,
+    /// Per encoding (`identity`, `br`, `zstd`, `gzip`, `dcb`, `dcz`); encodings never
+    /// served are absent.
     pub by_encoding: BTreeMap<String, VariantTotals>,
 }
 
@@ -85,7 +102,19 @@ impl OriginTotals {
             entry.requests += variant.requests;
             entry.bytes += variant.bytes;
             entry.identity_bytes += variant.identity_bytes;
+            entry.br_bytes += variant.br_bytes;
         }
+        self.count_deltas();
+    }
+
+    /// Recomputes the delta totals from `by_encoding`.
+    fn count_deltas(&mut self) {
+        let deltas = DELTA_ENCODINGS
+            .iter()
+            .filter_map(|e| self.by_encoding.get(*e));
+        let (bytes, br_bytes) = deltas.fold((0, 0), |(b, r), v| (b + v.bytes, r + v.br_bytes));
+        self.delta_bytes = bytes;
+        self.delta_saved_bytes = br_bytes.saturating_sub(bytes);
     }
 
     fn from_fields(fields: &BTreeMap<String, i64>) -> Self {
@@ -104,6 +133,7 @@ impl OriginTotals {
                 "requests" => entry.requests += value,
                 "bytes" => entry.bytes += value,
                 "identity_bytes" => entry.identity_bytes += value,
+                "br_bytes" => entry.br_bytes += value,
                 _ => {}
             }
         }
@@ -113,6 +143,7 @@ impl OriginTotals {
             totals.identity_bytes += variant.identity_bytes;
         }
         totals.saved_bytes = totals.identity_bytes.saturating_sub(totals.bytes);
+        totals.count_deltas();
         totals
     }
 

@@ -3,6 +3,7 @@
 //! Exit codes, for every command: 0 done, 1 some files failed (listed), 2 usage or
 //! configuration error, 3 refused (a safety check said no).
 
+mod deploys;
 mod keys;
 mod logs;
 mod purge;
@@ -117,6 +118,9 @@ pub enum Command {
     /// site's analytics: hit ratio, bytes by encoding and type, bytes saved.
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    /// A site's deploy history (`deploys list --site S`).
+    #[command(subcommand)]
+    Deploys(deploys::DeploysCommand),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -346,6 +350,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::run(&config, &args),
         Command::Keys(command) => keys::run(&config, &command),
         Command::Logs(command) => logs::run(&config, &command),
+        Command::Deploys(command) => deploys::run(&config, &command),
     }
 }
 
@@ -591,11 +596,12 @@ fn print_deploy_summary(report: &crate::deploy::DeployReport) {
         .map(|t| t.served_bytes)
         .unwrap_or(b.identity_bytes);
     println!(
-        "deployed {} files to site `{}` ({}) in {:.2}s",
+        "deployed {} files to site `{}` ({}) in {:.2}s as {}",
         b.files,
         report.site,
         report.provider,
-        report.duration_ms as f64 / 1000.0
+        report.duration_ms as f64 / 1000.0,
+        report.id
     );
     println!(
         "  size: {} in, {} minified ({}), {} with br ({})",
@@ -614,6 +620,13 @@ fn print_deploy_summary(report: &crate::deploy::DeployReport) {
         report.plan.stale_files,
         report.deleted
     );
+    let d = &report.dictionaries;
+    if d.kept + d.dropped + d.missing_versions > 0 {
+        println!(
+            "  dictionaries: {} delta variants for returning visitors ({} computed now, {} not smaller than br, {} earlier versions unreadable)",
+            d.kept, d.computed, d.dropped, d.missing_versions
+        );
+    }
     println!(
         "  purged {} paths; {} retries, {} throttled; concurrency ended at {}; {} failures",
         report.purged_paths.len(),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
+use crate::pipeline::delta::DeltaEncoding;
 
 /// Settings of the deploy engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,46 @@ pub struct DeployConfig {
     pub retry: edgeship_providers::retry::RetryPolicy,
     /// The per-provider circuit breaker.
     pub breaker: edgeship_providers::breaker::BreakerPolicy,
+    /// How many deploys' manifests are kept on the site (`edgeship deploys list`); delta
+    /// variants are made from the versions they name. 0 keeps none.
+    pub history: usize,
+    /// Compression dictionaries and delta variants (RFC 9842).
+    pub dictionaries: DictionaryConfig,
+}
+
+/// `[deploy.dictionaries]`: which assets browsers keep as compression dictionaries, and
+/// the delta variants made when one changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DictionaryConfig {
+    /// Offer assets as dictionaries and make deltas at all.
+    pub enabled: bool,
+    /// Delta codings made: `dcz` (zstd, raw dictionary) and `dcb` (brotli, custom
+    /// dictionary).
+    pub encodings: Vec<DeltaEncoding>,
+    /// Earlier versions of an asset a delta is made from (each costs one delta per
+    /// coding at deploy time): visitors who skipped up to this many deploys get deltas.
+    pub versions: usize,
+    /// Assets larger than this are not offered as dictionaries and get no deltas.
+    pub max_dictionary_bytes: u64,
+    /// Assets smaller than this are not worth a dictionary.
+    pub min_asset_bytes: u64,
+    /// Earlier versions kept on this machine (under `cache_dir`) so deltas need not
+    /// download them; the oldest go first beyond this many bytes.
+    pub store_max_bytes: u64,
+}
+
+impl Default for DictionaryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            encodings: vec![DeltaEncoding::Dcz, DeltaEncoding::Dcb],
+            versions: 2,
+            max_dictionary_bytes: 8 * 1024 * 1024,
+            min_asset_bytes: 1024,
+            store_max_bytes: 512 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for DeployConfig {
@@ -31,6 +72,8 @@ impl Default for DeployConfig {
             lock_ttl_secs: 1800,
             retry: Default::default(),
             breaker: Default::default(),
+            history: 10,
+            dictionaries: DictionaryConfig::default(),
         }
     }
 }
@@ -49,6 +92,32 @@ impl DeployConfig {
         }
         if self.retry.attempts == 0 {
             return bad("retry.attempts", "must be at least 1".into());
+        }
+        if self.history > 1000 {
+            return bad(
+                "history",
+                format!("{} is more than 1000 deploys", self.history),
+            );
+        }
+        let dictionaries = &self.dictionaries;
+        if dictionaries.enabled && dictionaries.versions == 0 {
+            return bad(
+                "dictionaries.versions",
+                "must be at least 1 (or set dictionaries.enabled = false)".into(),
+            );
+        }
+        if dictionaries.versions > 16 {
+            return bad(
+                "dictionaries.versions",
+                format!("{} is more than 16 earlier versions", dictionaries.versions),
+            );
+        }
+        // A dcb window is at most 16 MiB, and browsers bound what they keep.
+        if dictionaries.max_dictionary_bytes > 64 * 1024 * 1024 {
+            return bad(
+                "dictionaries.max_dictionary_bytes",
+                "must be at most 67108864 (64 MiB)".into(),
+            );
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::execute::Executed;
+use super::history;
 use super::plan::{self, Plan};
 use super::remote::IN_PROGRESS_KEY;
 use super::{DeployError, DeployReport, Deployer, Target};
@@ -70,8 +71,44 @@ pub async fn finish(
     }
     if executed.manifest_written {
         record_analytics(site, &deployer.cache, assets, executed).await;
+        record_history(deployer, site, assets, executed, report).await;
     }
     Ok(())
+}
+
+/// Adds the deploy to the site's history: the manifest of what its input published.
+/// A failure is logged, not fatal: the site is deployed by then.
+async fn record_history(
+    deployer: &Deployer,
+    site: &Target,
+    assets: &[ProcessedAsset],
+    executed: &Executed,
+    report: &DeployReport,
+) {
+    let mut published = crate::pipeline::manifest::Manifest::default();
+    for asset in assets {
+        if let Some(entry) = executed.manifest.assets.get(&asset.path) {
+            published.assets.insert(asset.path.clone(), entry.clone());
+        }
+    }
+    let record = history::DeployRecord {
+        id: report.id.clone(),
+        time: crate::jobs::unix_now(),
+        files: published.assets.len() as u64,
+        bytes: published.assets.values().map(|e| e.size).sum(),
+        uploaded: report.uploaded,
+        uploaded_bytes: report.uploaded_bytes,
+        deltas: published
+            .assets
+            .values()
+            .map(|e| e.deltas.len() as u64)
+            .sum(),
+        manifest_key: history::record_key(&report.id),
+    };
+    let keep = deployer.config.deploy.history;
+    if let Err(err) = history::append(site.provider(), keep, record, &published).await {
+        tracing::warn!(site = %site.name(), error = %err, "the deploy is not in the site's history");
+    }
 }
 
 /// Purges `paths` (site paths, no leading `/`: changed and deleted ones) through the

@@ -17,8 +17,10 @@
 
 pub mod adaptive;
 pub mod config;
+pub mod dictionaries;
 pub mod execute;
 pub mod finish;
+pub mod history;
 pub mod job;
 pub mod lock;
 pub mod plan;
@@ -195,6 +197,8 @@ impl PlanSummary {
 /// What a deploy did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeployReport {
+    /// The deploy's id (its record in the site's history, when it changed anything).
+    pub id: String,
     /// The site.
     pub site: String,
     /// The provider, as shown in logs.
@@ -218,6 +222,8 @@ pub struct DeployReport {
     pub purged_paths: Vec<String>,
     /// The purge job, when there was something to purge.
     pub purge_job: Option<String>,
+    /// Compression dictionaries: delta variants kept, computed, dropped.
+    pub dictionaries: dictionaries::DeltaCounts,
     /// Retries of provider calls.
     pub retries: u64,
     /// Provider calls that were throttled.
@@ -280,6 +286,7 @@ impl Target {
 
 /// A configured deploy of one site.
 pub struct Deployer {
+    id: Option<String>,
     config: Config,
     site: Arc<Site>,
     cache: Cache,
@@ -301,12 +308,20 @@ impl Deployer {
     /// cache layer (cached manifest, analytics) and job store.
     pub fn new(sites: &Sites, site: &str) -> Result<Self, DeployError> {
         Ok(Self {
+            id: None,
             config: sites.config().clone(),
             site: sites.get(site)?,
             cache: sites.cache().clone(),
             home: sites.home().clone(),
             jobs: sites.jobs().clone(),
         })
+    }
+
+    /// Names the deploy (its record in the site's history): the HTTP job's id. Without
+    /// it, each run gets a new `d…` id.
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_string());
+        self
     }
 
     /// A deployer for `site` using the given provider, in a registry of its own built
@@ -357,6 +372,10 @@ impl Deployer {
         let target = Target::new(&self.site);
         let site = &target;
         let mut report = DeployReport {
+            id: self
+                .id
+                .clone()
+                .unwrap_or_else(|| crate::jobs::new_id(crate::jobs::JobKind::Deploy)),
             site: site.name().to_string(),
             provider: site.provider().to_string(),
             dry_run: options.dry_run,
@@ -370,10 +389,28 @@ impl Deployer {
         let (mut assets, build_report) = processed?;
         report.build = build_report;
         let remote = remote?;
+        let empty = plan::empty_manifest();
+        let remote_manifest = remote.manifest.as_ref().unwrap_or(&empty);
+        let offered = self.offer_dictionaries(&mut assets, remote_manifest);
         if remote.is_current(&assets) {
-            report.plan.unchanged = assets.iter().map(|a| 1 + a.variants.len()).sum();
+            report.plan.unchanged = assets
+                .iter()
+                .map(|a| 1 + a.variants.len() + a.deltas.len())
+                .sum();
             report.duration_ms = started.elapsed().as_millis() as u64;
             return Ok(report);
+        }
+
+        // Deltas of changed assets against the versions returning visitors hold.
+        let mut bases = None;
+        if !offered.is_empty() {
+            let found = self
+                .find_bases(site, &assets, &offered, remote_manifest)
+                .await?;
+            report.dictionaries = self
+                .compute_deltas(site, &mut assets, found.clone(), &offered)
+                .await?;
+            bases = Some(found);
         }
 
         // Plan.
@@ -383,12 +420,12 @@ impl Deployer {
         ));
         let desired = plan::desired_objects(&assets);
         let found = remote::stored_objects(site, &remote, &desired, &limit).await?;
-        let manifest = remote.manifest.unwrap_or_default();
+        let manifest = remote_manifest;
         let make_plan = |desired| {
             let mut plan = if found.checked_all {
-                Plan::build_checked(desired, &manifest, &found.stored)
+                Plan::build_checked(desired, manifest, &found.stored)
             } else {
-                Plan::build(desired, &manifest, &found.stored)
+                Plan::build(desired, manifest, &found.stored)
             };
             if !found.listed_stale.is_empty() {
                 plan.stale_paths = found.listed_stale.clone();
@@ -402,6 +439,12 @@ impl Deployer {
             // cache): process again from the files themselves.
             tracing::info!("processing cache entries are missing; processing the files again");
             (assets, report.build) = self.process(&options.input, false).await?;
+            let offered = self.offer_dictionaries(&mut assets, remote_manifest);
+            if let Some(found) = bases {
+                report.dictionaries = self
+                    .compute_deltas(site, &mut assets, found, &offered)
+                    .await?;
+            }
             plan = make_plan(plan::desired_objects(&assets));
         }
         report.plan = PlanSummary::of(&plan);
@@ -422,7 +465,7 @@ impl Deployer {
         let work = execute::Work {
             site,
             assets: &assets,
-            remote: &manifest,
+            remote: manifest,
             options,
             limit: &limit,
         };
@@ -434,6 +477,108 @@ impl Deployer {
         report.final_concurrency = limit.current();
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    fn levels(&self) -> crate::pipeline::compress::Levels {
+        let pipeline = &self.config.pipeline;
+        crate::pipeline::compress::Levels {
+            gzip: pipeline.gzip_level,
+            brotli: pipeline.brotli_quality,
+            zstd: pipeline.zstd_level,
+        }
+    }
+
+    fn dictionary_store(&self) -> dictionaries::DictionaryStore {
+        dictionaries::DictionaryStore::new(
+            &self.config.cache_dir,
+            self.config.deploy.dictionaries.store_max_bytes,
+        )
+    }
+
+    /// Decides which assets are offered as dictionaries and carries the site's deltas of
+    /// unchanged ones; returns the offered assets that changed.
+    fn offer_dictionaries(
+        &self,
+        assets: &mut [crate::pipeline::ProcessedAsset],
+        remote: &crate::pipeline::manifest::Manifest,
+    ) -> Vec<usize> {
+        dictionaries::offer_and_carry(
+            assets,
+            remote,
+            &self.config.deploy.dictionaries,
+            &self.dictionary_store(),
+            self.levels(),
+        )
+    }
+
+    /// The earlier versions of the changed assets `offered`, from the deploy history
+    /// (newest first), or from the site's manifest when there is no history yet.
+    async fn find_bases(
+        &self,
+        site: &Target,
+        assets: &[crate::pipeline::ProcessedAsset],
+        offered: &[usize],
+        remote: &crate::pipeline::manifest::Manifest,
+    ) -> Result<std::collections::BTreeMap<usize, Vec<dictionaries::Base>>, DeployError> {
+        let versions = self.config.deploy.dictionaries.versions;
+        let index = history::load_index(site.provider()).await?;
+        let mut records = Vec::new();
+        // An asset unchanged over several deploys appears in several records: read a few
+        // more records than versions wanted, never the whole history.
+        for record in index.deploys.iter().take(versions.saturating_mul(2).max(1)) {
+            if let Some(manifest) = history::load_manifest(site.provider(), record).await? {
+                records.push(manifest);
+            }
+        }
+        if records.is_empty() {
+            records.push(remote.clone());
+        }
+        let changed: Vec<dictionaries::Changed<'_>> = offered
+            .iter()
+            .map(|&index| dictionaries::Changed {
+                index,
+                path: &assets[index].path,
+                hash: &assets[index].hash,
+            })
+            .collect();
+        Ok(dictionaries::find_bases(&changed, &records, versions))
+    }
+
+    /// Computes the deltas of `offered` assets from `bases` (cached on disk), and keeps
+    /// the new versions on this machine for the next deploy's deltas.
+    async fn compute_deltas(
+        &self,
+        site: &Target,
+        assets: &mut [crate::pipeline::ProcessedAsset],
+        bases: std::collections::BTreeMap<usize, Vec<dictionaries::Base>>,
+        offered: &[usize],
+    ) -> Result<dictionaries::DeltaCounts, DeployError> {
+        let store = self.dictionary_store();
+        let pipeline = &self.config.pipeline;
+        let settings = dictionaries::DeltaSettings {
+            encodings: self.config.deploy.dictionaries.encodings.clone(),
+            levels: self.levels(),
+            min_saving_percent: pipeline.min_saving_percent,
+            min_saving_bytes: pipeline.min_saving_bytes,
+            workers: if pipeline.workers == 0 {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            } else {
+                pipeline.workers
+            },
+        };
+        let counts = if bases.is_empty() {
+            dictionaries::DeltaCounts::default()
+        } else {
+            dictionaries::compute(assets, bases, site.provider(), &store, &settings).await?
+        };
+        let kept: Vec<crate::pipeline::ProcessedAsset> =
+            offered.iter().map(|&i| assets[i].clone()).collect();
+        let all: Vec<usize> = (0..kept.len()).collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            dictionaries::remember_versions(&store, &kept, &all)
+        })
+        .await;
+        Ok(counts)
     }
 
     async fn process(

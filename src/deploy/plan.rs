@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::pipeline::ProcessedAsset;
 use crate::pipeline::classify::AssetKind;
 use crate::pipeline::compress::Encoding;
+use crate::pipeline::delta::{DeltaEncoding, Sha256};
 use crate::pipeline::manifest::{Manifest, ManifestEntry};
 
 /// Why an object is uploaded.
@@ -39,6 +40,9 @@ pub struct DesiredObject {
     pub path: String,
     /// `None` for the identity, else the variant's encoding.
     pub encoding: Option<Encoding>,
+    /// For a delta variant (RFC 9842): its coding and the dictionary it was made from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaObject>,
     /// Whether the asset is an HTML page (uploaded after every other asset).
     pub is_html: bool,
     /// Size in bytes.
@@ -57,10 +61,28 @@ pub struct DesiredObject {
     pub headers: BTreeMap<String, String>,
 }
 
+/// What makes an object a delta variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeltaObject {
+    /// `dcb` or `dcz`.
+    pub encoding: DeltaEncoding,
+    /// SHA-256 of the earlier version it was made from.
+    pub from: Sha256,
+}
+
 impl DesiredObject {
+    /// The `Content-Encoding` token of the stored bytes (`None`: identity).
+    pub fn content_encoding(&self) -> Option<&'static str> {
+        match (self.delta, self.encoding) {
+            (Some(delta), _) => Some(delta.encoding.token()),
+            (None, Some(encoding)) => Some(encoding.token()),
+            (None, None) => None,
+        }
+    }
+
     /// The put request that stores this object.
     pub fn put_request(&self) -> PutRequest {
-        let encoding = self.encoding.map(|e| e.token().to_string());
+        let encoding = self.content_encoding().map(str::to_string);
         PutRequest {
             key: self.key.clone(),
             body: Body::File {
@@ -83,7 +105,7 @@ impl DesiredObject {
 
     /// Whether a stored object's metadata shows it is exactly this object.
     pub fn matches_stored(&self, stored: &ObjectMeta) -> bool {
-        let encoding = self.encoding.map_or("identity", |e| e.token());
+        let encoding = self.content_encoding().unwrap_or("identity");
         stored.size == self.size
             && stored.metadata.get(META_HASH) == Some(&self.hash)
             && stored.metadata.get(META_ENCODING).map(String::as_str) == Some(encoding)
@@ -102,6 +124,7 @@ pub fn desired_objects(assets: &[ProcessedAsset]) -> Vec<DesiredObject> {
             key: asset.path.clone(),
             path: asset.path.clone(),
             encoding: None,
+            delta: None,
             is_html: asset.kind == AssetKind::Html,
             size: asset.size,
             source: asset.identity_file().to_path_buf(),
@@ -113,6 +136,7 @@ pub fn desired_objects(assets: &[ProcessedAsset]) -> Vec<DesiredObject> {
         let variants: Vec<DesiredObject> = asset
             .variants
             .iter()
+            .filter(|_| asset.single().is_none())
             .filter_map(|(encoding, size)| {
                 let source = asset.variant_file(*encoding)?;
                 Some(DesiredObject {
@@ -124,10 +148,43 @@ pub fn desired_objects(assets: &[ProcessedAsset]) -> Vec<DesiredObject> {
                 })
             })
             .collect();
+        let deltas: Vec<DesiredObject> = asset
+            .deltas
+            .iter()
+            .map(|d| DesiredObject {
+                key: d.delta.key(&asset.path),
+                delta: Some(DeltaObject {
+                    encoding: d.delta.encoding,
+                    from: d.delta.from,
+                }),
+                size: d.delta.size,
+                source: d.file.clone(),
+                ..base.clone()
+            })
+            .collect();
+        // `single:<enc>`: the one object at the path holds the encoded bytes.
+        let base = match asset.single() {
+            Some(encoding) => match asset.variant_file(encoding) {
+                Some(source) => DesiredObject {
+                    encoding: Some(encoding),
+                    size: asset.variants[&encoding],
+                    source,
+                    ..base
+                },
+                None => base,
+            },
+            None => base,
+        };
         objects.push(base);
         objects.extend(variants);
+        objects.extend(deltas);
     }
     objects
+}
+
+/// A manifest with no assets (a site without one).
+pub fn empty_manifest() -> Manifest {
+    Manifest::default()
 }
 
 /// What the remote manifest says about one object, to compare with a desired one.
@@ -135,13 +192,28 @@ fn remote_state(remote: &Manifest, object: &DesiredObject) -> Option<Reason> {
     let Some(entry) = remote.assets.get(&object.path) else {
         return Some(Reason::New);
     };
-    let stored_size = match object.encoding {
-        None => Some(entry.size),
-        Some(encoding) => entry.variants.get(&encoding).copied(),
+    let stored_size = match (object.delta, object.encoding) {
+        (Some(delta), _) => entry
+            .deltas
+            .iter()
+            .find(|d| d.from == delta.from && d.encoding == delta.encoding)
+            .map(|d| d.size),
+        (None, None) => Some(entry.size),
+        (None, Some(encoding)) => entry.variants.get(&encoding).copied(),
     };
     let Some(stored_size) = stored_size else {
         return Some(Reason::New);
     };
+    // The object at the path is the identity, or (`single:<enc>`) an encoded variant: a
+    // switch between the two replaces it.
+    let single_object = object.key == object.path && object.encoding.is_some();
+    if object.key == object.path && single_object != entry.single.is_some() {
+        return Some(Reason::ContentChanged);
+    }
+    // A `single:<enc>` site stored no sibling variants.
+    if entry.single.is_some() && object.key != object.path && object.delta.is_none() {
+        return Some(Reason::New);
+    }
     if entry.hash.as_str() != object.hash || stored_size != object.size {
         return Some(Reason::ContentChanged);
     }
@@ -154,15 +226,18 @@ fn remote_state(remote: &Manifest, object: &DesiredObject) -> Option<Reason> {
     None
 }
 
-/// The keys a manifest entry stands for: the identity and its variants.
+/// The keys a manifest entry stands for: the identity (or the `single:<enc>` object),
+/// its variants and its deltas.
 pub fn entry_keys(path: &str, entry: &ManifestEntry) -> Vec<String> {
     std::iter::once(path.to_string())
         .chain(
             entry
                 .variants
                 .keys()
+                .filter(|_| entry.single.is_none())
                 .map(|e| format!("{path}{}", e.suffix())),
         )
+        .chain(entry.deltas.iter().map(|d| d.key(path)))
         .collect()
 }
 
@@ -289,6 +364,7 @@ mod tests {
             key: format!("{path}{}", encoding.map_or("", |e| e.suffix())),
             path: path.into(),
             encoding,
+            delta: None,
             is_html: html,
             size: 10,
             source: PathBuf::new(),
@@ -308,6 +384,9 @@ mod tests {
             cache_control: "max-age=0".into(),
             headers: BTreeMap::new(),
             tags: Vec::new(),
+            dictionary: None,
+            deltas: Vec::new(),
+            single: None,
             variants: variants.iter().map(|e| (*e, 10)).collect(),
         }
     }

@@ -134,6 +134,7 @@ mod tests {
                 variants: [(crate::pipeline::compress::Encoding::Br, 10)]
                     .into_iter()
                     .collect(),
+                sha256: None,
             },
         }
     }

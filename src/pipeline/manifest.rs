@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::compress::Encoding;
+use super::delta::{DeltaEncoding, Sha256};
 use super::hash::ContentHash;
 
 /// Current manifest format version.
@@ -55,6 +56,57 @@ pub struct ManifestEntry {
     /// Kept variants and their sizes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variants: BTreeMap<Encoding, u64>,
+    /// Set when browsers are told to keep this asset as a compression dictionary
+    /// (`Use-As-Dictionary`), so the next version can be sent as a delta from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<DictionaryOffer>,
+    /// Delta variants of this version against earlier ones (RFC 9842), smallest first
+    /// for each dictionary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<Delta>,
+    /// Set for a `single:<enc>` rule: the object at the path holds this encoding (its size
+    /// is `variants[enc]`); there is no identity object and no sibling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single: Option<Encoding>,
+}
+
+/// How an asset is offered as a compression dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DictionaryOffer {
+    /// SHA-256 of the identity bytes: what a browser holding it sends back in
+    /// `Available-Dictionary`.
+    pub sha256: Sha256,
+    /// The `match` of `Use-As-Dictionary`: the URL paths this dictionary serves
+    /// (`/assets/app.*.js`).
+    #[serde(rename = "match")]
+    pub match_pattern: String,
+}
+
+/// One delta variant: this version compressed against an earlier version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// SHA-256 of the earlier version (the dictionary).
+    pub from: Sha256,
+    /// blake3 of the earlier version.
+    pub base: ContentHash,
+    /// `dcb` or `dcz`.
+    pub encoding: DeltaEncoding,
+    /// Size of the delta body, header included.
+    pub size: u64,
+}
+
+impl Delta {
+    /// The object key of this delta of the asset at `path`:
+    /// `<path>.<dictionary sha-256 hex>.<dcb|dcz>`, so an edge function can find it from
+    /// the request's path and `Available-Dictionary` alone.
+    pub fn key(&self, path: &str) -> String {
+        delta_key(path, &self.from, self.encoding)
+    }
+}
+
+/// The object key of the `encoding` delta of the asset at `path` from dictionary `from`.
+pub fn delta_key(path: &str, from: &Sha256, encoding: DeltaEncoding) -> String {
+    format!("{path}.{}.{}", from.hex(), encoding.token())
 }
 
 impl Manifest {

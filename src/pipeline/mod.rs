@@ -9,6 +9,7 @@ pub mod build;
 pub mod classify;
 pub mod compress;
 pub mod config;
+pub mod delta;
 pub mod hash;
 pub mod index;
 pub mod manifest;
@@ -74,6 +75,14 @@ pub struct ProcessedAsset {
     pub minify: MinifyOutcome,
     /// Kept variants and their sizes.
     pub variants: BTreeMap<Encoding, u64>,
+    /// SHA-256 of the identity bytes (compressible files below the streaming threshold).
+    pub sha256: Option<delta::Sha256>,
+    /// How browsers are told to keep this asset as a compression dictionary; decided by
+    /// the deploy engine.
+    pub dictionary: Option<manifest::DictionaryOffer>,
+    /// Delta variants against earlier versions; filled by the deploy engine, which knows
+    /// what was deployed before.
+    pub deltas: Vec<DeltaFile>,
     /// Whether the result came from the processing cache.
     pub cache_hit: bool,
     /// How many encoder runs this file cost now (0 on a cache hit).
@@ -97,6 +106,17 @@ impl ProcessedAsset {
             .then(|| self.entry.variant_path(encoding))
     }
 
+    /// The encoding stored as the one object at the path, for a `single:<enc>` rule
+    /// whose variant was kept (otherwise the identity is stored as usual).
+    pub fn single(&self) -> Option<Encoding> {
+        match self.rule.strategy {
+            rules::Strategy::Single(encoding) if self.variants.contains_key(&encoding) => {
+                Some(encoding)
+            }
+            _ => None,
+        }
+    }
+
     /// What the stat index records for this asset.
     pub fn index_entry(&self) -> index::IndexEntry {
         index::IndexEntry {
@@ -117,8 +137,20 @@ impl ProcessedAsset {
             headers: self.rule.headers.clone(),
             tags: self.rule.tags.clone(),
             variants: self.variants.clone(),
+            dictionary: self.dictionary.clone(),
+            deltas: self.deltas.iter().map(|d| d.delta.clone()).collect(),
+            single: self.single(),
         }
     }
+}
+
+/// A delta variant of an asset and the file holding its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaFile {
+    /// What the manifest says of it.
+    pub delta: manifest::Delta,
+    /// Where its bytes are.
+    pub file: PathBuf,
 }
 
 /// Everything that changes processing output for one file; hashed into the cache key.
@@ -270,12 +302,14 @@ impl Pipeline {
         let kind = classify::classify(&file.path, &head);
         let rule = self.rules.resolve(&file.path, kind);
         let minify_on = rule.minify.unwrap_or(true) && !streaming;
-        let encodings: Vec<Encoding> = if kind.is_compressible() {
-            rule.encodings
+        let encodings: Vec<Encoding> = match rule.strategy {
+            _ if !kind.is_compressible() => Vec::new(),
+            // One encoded object is stored: only that encoding is needed.
+            rules::Strategy::Single(encoding) => vec![encoding],
+            rules::Strategy::Variants => rule
+                .encodings
                 .clone()
-                .unwrap_or_else(|| self.config.encodings.clone())
-        } else {
-            Vec::new()
+                .unwrap_or_else(|| self.config.encodings.clone()),
         };
         let minifiable = matches!(kind, AssetKind::Js | AssetKind::Css | AssetKind::Json);
         let name_traits = if minifiable {
@@ -354,6 +388,10 @@ impl Pipeline {
                 variants.insert(*encoding, size);
             }
         }
+        let sha256 = match identity {
+            Identity::Bytes(bytes) if kind.is_compressible() => Some(delta::Sha256::of(bytes)),
+            _ => None,
+        };
         let meta = EntryMeta {
             kind,
             source_size,
@@ -362,6 +400,7 @@ impl Pipeline {
             minify: outcome,
             identity_stored,
             variants,
+            sha256,
         };
         let entry = self.cache.commit(&key, staging, meta)?;
         Ok(self.asset(file, rule, entry, key, false, encodings.len() as u32))
@@ -412,6 +451,9 @@ impl Pipeline {
             size: entry.meta.size,
             minify: entry.meta.minify.clone(),
             variants: entry.meta.variants.clone(),
+            sha256: entry.meta.sha256,
+            dictionary: None,
+            deltas: Vec::new(),
             cache_hit,
             compressions,
             identity_file,

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::AssetKind;
 use super::compress::Encoding;
+use super::delta::Sha256;
 use super::hash::ContentHash;
 use super::minify::MinifyOutcome;
 
@@ -43,7 +44,7 @@ pub const MAX_JOURNALS: usize = 16;
 /// The versions of every tool whose output is cached. Part of every cache key, so an
 /// upgrade of any of them reprocesses everything. A unit test checks this against
 /// Cargo.lock so it cannot drift.
-pub const TOOL_VERSIONS: &str = "edgeship-pipeline 2; oxc_minifier 0.146.0; oxc_codegen 0.146.0; \
+pub const TOOL_VERSIONS: &str = "edgeship-pipeline 3; oxc_minifier 0.146.0; oxc_codegen 0.146.0; \
 lightningcss 1.0.0-alpha.72; brotli 8.0.4; flate2 1.1.11; zlib-rs 0.6.8; zstd-sys 2.1.3+zstd.1.5.7";
 
 /// What a cache entry records besides its files.
@@ -63,6 +64,10 @@ pub struct EntryMeta {
     pub identity_stored: bool,
     /// Sizes of the kept variants.
     pub variants: BTreeMap<Encoding, u64>,
+    /// SHA-256 of the identity bytes, for compressible files read into memory: how a
+    /// browser names this version when it holds it as a compression dictionary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
 }
 
 impl EntryMeta {
@@ -393,6 +398,7 @@ mod tests {
             minify: MinifyOutcome::NotApplicable,
             identity_stored: false,
             variants: variants.iter().copied().collect(),
+            sha256: None,
         }
     }
 

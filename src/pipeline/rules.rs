@@ -48,6 +48,65 @@ pub struct RuleConfig {
     /// Tags for purging by tag.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// How matching assets are stored for the edge: `"variants"` (the default: the
+    /// identity plus sibling objects per encoding, chosen by edgeship's origin, nginx or
+    /// an edge rule) or `"single:br"` / `"single:gzip"` / `"single:zstd"` (one object at
+    /// the path, stored encoded, for CDNs that cannot choose among stored variants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Offer matching assets as compression dictionaries (RFC 9842): `false` never,
+    /// `true` also for kinds not offered by default (HTML), or a `Use-As-Dictionary`
+    /// match pattern (`"/assets/app.*.js"`) instead of the derived one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<DictionaryRule>,
+}
+
+/// How an asset's encodings are stored (a rule's `strategy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Strategy {
+    /// The identity at the path plus one sibling object per kept variant.
+    #[default]
+    Variants,
+    /// One object at the path holding this encoding (`Content-Encoding` set), served to
+    /// every client: what s3deploy and hugo do with gzip. Opt-in only, since a client
+    /// that does not accept the encoding gets it anyway from a plain object store.
+    Single(Encoding),
+}
+
+impl TryFrom<String> for Strategy {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "variants" => Ok(Self::Variants),
+            "single:br" => Ok(Self::Single(Encoding::Br)),
+            "single:gzip" => Ok(Self::Single(Encoding::Gzip)),
+            "single:zstd" => Ok(Self::Single(Encoding::Zstd)),
+            other => Err(format!(
+                "unknown strategy `{other}` (variants, single:br, single:gzip, single:zstd)"
+            )),
+        }
+    }
+}
+
+impl From<Strategy> for String {
+    fn from(strategy: Strategy) -> Self {
+        match strategy {
+            Strategy::Variants => "variants".into(),
+            Strategy::Single(encoding) => format!("single:{}", encoding.token()),
+        }
+    }
+}
+
+/// A rule's `dictionary` setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DictionaryRule {
+    /// On (for any compressible kind) or off.
+    Enabled(bool),
+    /// On, with this `match` pattern (a URL path pattern starting with `/`).
+    Match(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +149,12 @@ pub struct ResolvedRule {
     /// Purge tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The dictionary setting; `None` means the default for the asset's kind.
+    #[serde(skip)]
+    pub dictionary: Option<DictionaryRule>,
+    /// How the encodings are stored.
+    #[serde(skip)]
+    pub strategy: Strategy,
 }
 
 /// A rule pattern (or `pipeline.exclude` glob) that does not compile.
@@ -163,6 +228,8 @@ impl RuleSet {
             encodings: site.and_then(|r| r.encodings.clone()),
             minify: site.and_then(|r| r.minify),
             tags: site.map(|r| r.tags.clone()).unwrap_or_default(),
+            dictionary: site.and_then(|r| r.dictionary.clone()),
+            strategy: site.and_then(|r| r.strategy).unwrap_or_default(),
         }
     }
 }
@@ -171,12 +238,33 @@ fn compile(rules: &[RuleConfig]) -> Result<Vec<CompiledRule>, RuleError> {
     rules
         .iter()
         .map(|rule| {
+            if let Some(DictionaryRule::Match(pattern)) = &rule.dictionary {
+                check_dictionary_match(pattern)?;
+            }
             Ok(CompiledRule {
                 matcher: glob(&rule.pattern)?.compile_matcher(),
                 config: rule.clone(),
             })
         })
         .collect()
+}
+
+/// Checks a rule's `dictionary` match pattern: a URL path (`/` first) of printable
+/// ASCII without `"`, which browsers accept in `Use-As-Dictionary`.
+fn check_dictionary_match(pattern: &str) -> Result<(), RuleError> {
+    let fine = pattern.starts_with('/')
+        && pattern.len() <= 1024
+        && pattern
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'"');
+    if fine {
+        Ok(())
+    } else {
+        Err(RuleError::BadPattern {
+            pattern: pattern.to_string(),
+            message: "a dictionary match must be a URL path starting with `/`, in printable ASCII without `\"`".into(),
+        })
+    }
 }
 
 /// Compiles one path glob with edgeship's conventions (see the module docs).
@@ -219,14 +307,35 @@ pub fn compile_globs(patterns: &[String]) -> Result<GlobSet, RuleError> {
 /// hash when it is 8+ hex digits with at least one digit and one letter, or 16+ hex
 /// digits, or 8–32 base64url characters mixing lower case, upper case and digits.
 pub fn is_fingerprinted(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let Some((stem, _ext)) = name.rsplit_once('.') else {
-        return false;
-    };
-    stem.split(['.', '-', '_', '~'])
-        .skip(1)
-        .chain(stem.split('.').take(1).filter(|s| s.len() >= 16))
-        .any(is_hash_like)
+    fingerprint_span(path).is_some()
+}
+
+/// The byte range of the content hash in `path`'s file name (see [`is_fingerprinted`]),
+/// e.g. `3f9c2a1b` in `assets/app.3f9c2a1b.js`.
+pub fn fingerprint_span(path: &str) -> Option<std::ops::Range<usize>> {
+    let name_start = path.rfind('/').map_or(0, |i| i + 1);
+    let name = &path[name_start..];
+    let (stem, _ext) = name.rsplit_once('.')?;
+    // The parts after the first separator, then the first `.`-part when it is long.
+    let mut start = 0;
+    for (i, part) in stem.split(['.', '-', '_', '~']).enumerate() {
+        if i > 0 && is_hash_like(part) {
+            return Some(name_start + start..name_start + start + part.len());
+        }
+        start += part.len() + 1;
+    }
+    let first = stem.split('.').next().unwrap_or(stem);
+    (first.len() >= 16 && is_hash_like(first)).then(|| name_start..name_start + first.len())
+}
+
+/// The name shared by every version of an asset: its path with the content hash replaced
+/// by `*` (`assets/app.*.js`), or the path itself when it carries no hash. Versions of one
+/// asset are found by it, and it is the `Use-As-Dictionary` match of the asset.
+pub fn version_family(path: &str) -> String {
+    match fingerprint_span(path) {
+        Some(span) => format!("{}*{}", &path[..span.start], &path[span.end..]),
+        None => path.to_string(),
+    }
 }
 
 fn is_hash_like(part: &str) -> bool {
@@ -357,6 +466,41 @@ mod tests {
         ] {
             assert!(!is_fingerprinted(no), "{no}");
         }
+    }
+
+    #[test]
+    fn versions_of_a_fingerprinted_name_share_a_family() {
+        assert_eq!(version_family("assets/app.3f9c2a1b.js"), "assets/app.*.js");
+        assert_eq!(version_family("assets/app.9d8e7f6a.js"), "assets/app.*.js");
+        assert_eq!(version_family("main-4f2a9c1d.css"), "main-*.css");
+        assert_eq!(
+            version_family("a.b/0123456789abcdef0123.js"),
+            "a.b/*.js",
+            "a long hash as the whole stem"
+        );
+        assert_eq!(version_family("assets/legacy.js"), "assets/legacy.js");
+        assert_eq!(version_family("x.1a2b3c4d/app.js"), "x.1a2b3c4d/app.js");
+    }
+
+    #[test]
+    fn strategies_parse_from_their_names() {
+        let rule: RuleConfig =
+            toml::from_str("pattern = \"*.js\"\nstrategy = \"single:gzip\"").unwrap();
+        assert_eq!(rule.strategy, Some(Strategy::Single(Encoding::Gzip)));
+        let rules = RuleSet::new(&[rule]).unwrap();
+        assert_eq!(
+            rules.resolve("a.js", AssetKind::Js).strategy,
+            Strategy::Single(Encoding::Gzip)
+        );
+        assert_eq!(
+            rules.resolve("a.css", AssetKind::Css).strategy,
+            Strategy::Variants
+        );
+        let err = toml::from_str::<RuleConfig>("pattern = \"*\"\nstrategy = \"single:lz4\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("single:lz4"), "{err}");
+        assert_eq!(String::from(Strategy::Single(Encoding::Br)), "single:br");
     }
 
     #[test]

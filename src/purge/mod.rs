@@ -178,6 +178,9 @@ pub(crate) mod tests {
                     cache_control: "max-age=0".into(),
                     headers: Default::default(),
                     tags: tags.iter().map(|t| t.to_string()).collect(),
+                    dictionary: None,
+                    deltas: Vec::new(),
+                    single: None,
                     variants: Default::default(),
                 },
             );

@@ -25,6 +25,7 @@
 
 pub mod body;
 pub mod conditional;
+pub mod dictionary;
 pub mod negotiate;
 pub mod stats;
 
@@ -66,11 +67,16 @@ const OWN_HEADERS: [HeaderName; 10] = [
 /// One representation of an asset: its coding, size (from the manifest) and validator.
 #[derive(Debug, Clone)]
 pub struct Representation {
-    /// Identity or a stored variant.
+    /// Identity, a stored variant, or a delta.
     pub coding: Coding,
+    /// What follows the asset's path in its file name (`""`, `.br`, `.<sha-256>.dcz`).
+    pub suffix: Box<str>,
+    /// Its slot among the asset's representations (for the memory cache).
+    pub slot: u16,
     /// Its size according to the manifest.
     pub size: u64,
-    /// Its strong entity tag: `"<hash>"` for identity, `"<hash>-br"` for a variant.
+    /// Its strong entity tag: `"<hash>"` for identity, `"<hash>-br"` for a variant,
+    /// `"<hash>-dcz-<dictionary sha-256 prefix>"` for a delta.
     pub etag: EntityTag,
     /// The same, ready to send.
     pub etag_header: HeaderValue,
@@ -91,6 +97,28 @@ pub struct Asset {
     pub representations: Vec<Representation>,
     /// `(coding, size)` of each representation, for negotiation.
     pub offered: Vec<(Coding, u64)>,
+    /// Deltas from earlier versions, for clients holding one (RFC 9842).
+    pub deltas: Vec<DeltaRepresentation>,
+    /// `Use-As-Dictionary`, when the asset is offered as a compression dictionary.
+    pub use_as_dictionary: Option<HeaderValue>,
+    /// `Vary`: `accept-encoding`, plus `available-dictionary` when deltas exist.
+    pub vary: HeaderValue,
+    /// Size of the identity bytes.
+    pub identity_size: u64,
+    /// Set for a `single:<enc>` asset: the file at the path holds this encoding and no
+    /// identity file exists (clients that do not accept it get it decoded).
+    pub single: Option<Coding>,
+    /// The identity's entity tag (for a `single:<enc>` asset decoded for a client).
+    pub identity_etag: HeaderValue,
+}
+
+/// A delta of an asset from one earlier version.
+#[derive(Debug, Clone)]
+pub struct DeltaRepresentation {
+    /// SHA-256 of the earlier version (what `Available-Dictionary` names).
+    pub from: [u8; 32],
+    /// The delta itself.
+    pub representation: Representation,
 }
 
 impl Asset {
@@ -101,7 +129,14 @@ impl Asset {
 
     /// The identity representation's size.
     pub fn identity_size(&self) -> u64 {
-        self.representations.first().map_or(0, |r| r.size)
+        self.identity_size
+    }
+
+    /// What plain br sends for this asset (identity when it has no br variant): what a
+    /// delta is compared with.
+    pub fn br_size(&self) -> u64 {
+        self.representation(Coding::Br)
+            .map_or_else(|| self.identity_size(), |r| r.size)
     }
 
     fn from_manifest(path: &str, entry: &crate::pipeline::manifest::ManifestEntry) -> Option<Self> {
@@ -117,25 +152,68 @@ impl Asset {
             })
             .collect();
         let hash = entry.hash.as_str();
-        let representation = |coding: Coding, size: u64| {
-            let tag = match coding {
-                Coding::Identity => hash.to_owned(),
-                other => format!("{hash}-{}", other.token()),
-            };
+        let representation = |coding: Coding, size: u64, tag: String, suffix: String, slot| {
             let etag = EntityTag::new_strong(tag);
             let etag_header = HeaderValue::from_str(&etag.to_string()).ok()?;
             Some(Representation {
                 coding,
+                suffix: suffix.into(),
+                slot,
                 size,
                 etag,
                 etag_header,
             })
         };
-        let mut representations = vec![representation(Coding::Identity, entry.size)?];
-        for (encoding, size) in &entry.variants {
-            representations.push(representation(Coding::of(*encoding), *size)?);
+        let identity = representation(
+            Coding::Identity,
+            entry.size,
+            hash.to_owned(),
+            String::new(),
+            0,
+        )?;
+        let identity_etag = identity.etag_header.clone();
+        let mut representations = vec![identity];
+        if let Some(encoding) = entry.single {
+            // The one stored object, at the path itself.
+            let coding = Coding::of(encoding);
+            let size = *entry.variants.get(&encoding)?;
+            let tag = format!("{hash}-{}", coding.token());
+            representations = vec![representation(coding, size, tag, String::new(), 0)?];
+        }
+        for (encoding, size) in entry.variants.iter().filter(|_| entry.single.is_none()) {
+            let coding = Coding::of(*encoding);
+            let slot = representations.len() as u16;
+            let tag = format!("{hash}-{}", coding.token());
+            representations.push(representation(
+                coding,
+                *size,
+                tag,
+                encoding.suffix().to_owned(),
+                slot,
+            )?);
         }
         let offered = representations.iter().map(|r| (r.coding, r.size)).collect();
+        let mut deltas = Vec::new();
+        for delta in &entry.deltas {
+            let coding = Coding::of_delta(delta.encoding);
+            let slot = (representations.len() + deltas.len()) as u16;
+            let from = delta.from.hex();
+            let tag = format!("{hash}-{}-{}", coding.token(), &from[..16]);
+            let suffix = delta.key("")[..].to_owned();
+            deltas.push(DeltaRepresentation {
+                from: delta.from.0,
+                representation: representation(coding, delta.size, tag, suffix, slot)?,
+            });
+        }
+        let use_as_dictionary = entry
+            .dictionary
+            .as_ref()
+            .and_then(|offer| dictionary::use_as_dictionary_value(&offer.match_pattern));
+        let vary = HeaderValue::from_static(if deltas.is_empty() {
+            "accept-encoding"
+        } else {
+            dictionary::VARY_WITH_DICTIONARY
+        });
         Some(Self {
             path: path.to_owned(),
             content_type,
@@ -143,6 +221,12 @@ impl Asset {
             headers,
             representations,
             offered,
+            deltas,
+            use_as_dictionary,
+            vary,
+            identity_size: entry.size,
+            single: entry.single.map(Coding::of),
+            identity_etag,
         })
     }
 }
@@ -282,7 +366,7 @@ fn check(path: &Path, seen: Option<&Stamp>, generation: u64) -> Check {
     }
 }
 
-type FileKey = (u64, u32, Coding);
+type FileKey = (u64, u32, u16);
 
 /// The origin's state for one site.
 #[derive(Debug)]
@@ -452,21 +536,21 @@ impl Origin {
         }
     }
 
-    /// Opens the file of `asset`'s representation `coding`: from the memory cache, or from
+    /// Opens the file of one of `asset`'s representations: from the memory cache, or from
     /// disk (small files are then cached).
     pub async fn open(
         &self,
         snapshot: &Snapshot,
         asset: AssetRef<'_>,
-        coding: Coding,
+        representation: &Representation,
     ) -> io::Result<Loaded> {
-        let key = (snapshot.generation, asset.id, coding);
+        let key = (snapshot.generation, asset.id, representation.slot);
         if let Some(hit) = self.files.get(&key).await {
             return Ok(Loaded::Memory(InMemory::clone(&hit)));
         }
         let path = self
             .root
-            .join(format!("{}{}", asset.asset.path, coding.suffix()));
+            .join(format!("{}{}", asset.asset.path, representation.suffix));
         let loaded = tokio::task::spawn_blocking(move || body::load(path))
             .await
             .map_err(io::Error::other)??;

@@ -18,6 +18,7 @@ use actix_web::http::header::{
 use actix_web::{HttpMessage, http::header::HeaderValue};
 
 use crate::pipeline::compress::Encoding;
+use crate::pipeline::delta::DeltaEncoding;
 
 /// A representation of an asset: the identity bytes or one stored variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,11 +31,41 @@ pub enum Coding {
     Zstd,
     /// gzip.
     Gzip,
+    /// Brotli against a dictionary the client holds (RFC 9842); never negotiated from
+    /// `Accept-Encoding` alone.
+    Dcb,
+    /// Zstandard against a dictionary the client holds (RFC 9842).
+    Dcz,
 }
 
 impl Coding {
     /// Every coding, identity first.
-    pub const ALL: [Self; 4] = [Self::Identity, Self::Br, Self::Zstd, Self::Gzip];
+    pub const ALL: [Self; 6] = [
+        Self::Identity,
+        Self::Br,
+        Self::Zstd,
+        Self::Gzip,
+        Self::Dcb,
+        Self::Dcz,
+    ];
+
+    /// The coding of a delta variant.
+    pub fn of_delta(encoding: DeltaEncoding) -> Self {
+        match encoding {
+            DeltaEncoding::Dcb => Self::Dcb,
+            DeltaEncoding::Dcz => Self::Dcz,
+        }
+    }
+
+    /// The stored-variant encoding of this coding (`None` for identity and deltas).
+    pub fn encoding(self) -> Option<Encoding> {
+        match self {
+            Self::Br => Some(Encoding::Br),
+            Self::Gzip => Some(Encoding::Gzip),
+            Self::Zstd => Some(Encoding::Zstd),
+            Self::Identity | Self::Dcb | Self::Dcz => None,
+        }
+    }
 
     /// The coding of a stored variant.
     pub fn of(encoding: Encoding) -> Self {
@@ -52,6 +83,8 @@ impl Coding {
             Self::Br => "br",
             Self::Zstd => "zstd",
             Self::Gzip => "gzip",
+            Self::Dcb => "dcb",
+            Self::Dcz => "dcz",
         }
     }
 
@@ -63,23 +96,26 @@ impl Coding {
         }
     }
 
-    /// The suffix of the sibling file holding this variant (`""` for identity).
+    /// The suffix of the sibling file holding this variant (`""` for identity and for
+    /// deltas, whose keys also name their dictionary).
     pub fn suffix(self) -> &'static str {
         match self {
-            Self::Identity => "",
+            Self::Identity | Self::Dcb | Self::Dcz => "",
             Self::Br => Encoding::Br.suffix(),
             Self::Zstd => Encoding::Zstd.suffix(),
             Self::Gzip => Encoding::Gzip.suffix(),
         }
     }
 
-    /// A small index (0–3) for arrays of per-coding values.
+    /// A small index (0–5) for arrays of per-coding values.
     pub fn index(self) -> usize {
         match self {
             Self::Identity => 0,
             Self::Br => 1,
             Self::Zstd => 2,
             Self::Gzip => 3,
+            Self::Dcb => 4,
+            Self::Dcz => 5,
         }
     }
 
@@ -89,7 +125,7 @@ impl Coding {
             Self::Br => 3,
             Self::Zstd => 2,
             Self::Gzip => 1,
-            Self::Identity => 0,
+            Self::Identity | Self::Dcb | Self::Dcz => 0,
         }
     }
 
@@ -103,9 +139,11 @@ impl Coding {
                     | (Self::Gzip, ContentEncoding::Gzip)
             ),
             // RFC 9110 §8.4.1.3: recipients treat `x-gzip` as `gzip`.
-            HeaderEncoding::Unknown(token) => {
-                self == Self::Gzip && token.eq_ignore_ascii_case("x-gzip")
-            }
+            HeaderEncoding::Unknown(token) => match self {
+                Self::Gzip => token.eq_ignore_ascii_case("x-gzip"),
+                Self::Dcb | Self::Dcz => token.eq_ignore_ascii_case(self.token()),
+                _ => false,
+            },
         }
     }
 }
@@ -138,6 +176,29 @@ impl AcceptedEncodings {
             Ok(parsed) => Self::Listed(parsed),
             Err(_) => Self::Absent,
         }
+    }
+
+    /// Whether the client accepts `coding` (a weight above zero). A delta coding must be
+    /// listed by name: `*` never stands for a coding that needs a dictionary.
+    pub fn accepts(&self, coding: Coding) -> bool {
+        match coding {
+            Coding::Dcb | Coding::Dcz => self.named_weight(coding) > Quality::ZERO,
+            other => self.weight(other) > Quality::ZERO,
+        }
+    }
+
+    /// The weight of `coding` when listed by name (zero when not listed).
+    fn named_weight(&self, coding: Coding) -> Quality {
+        let Self::Listed(header) = self else {
+            return Quality::ZERO;
+        };
+        header
+            .0
+            .iter()
+            .filter(|item| matches!(&item.item, Preference::Specific(e) if coding.matches(e)))
+            .map(|item| item.quality)
+            .max()
+            .unwrap_or(Quality::ZERO)
     }
 
     /// The weight the client gives `coding` (zero: not acceptable).

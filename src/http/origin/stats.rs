@@ -38,12 +38,14 @@ struct Pending {
     requests: AtomicU64,
     bytes: AtomicU64,
     identity_bytes: AtomicU64,
+    /// Delta codings only: what plain br would have sent.
+    br_bytes: AtomicU64,
 }
 
 #[derive(Debug)]
 struct Prometheus {
-    bytes: [Counter; 4],
-    identity_bytes: [Counter; 4],
+    bytes: [Counter; Coding::ALL.len()],
+    identity_bytes: [Counter; Coding::ALL.len()],
     statuses: [(u16, Counter); KNOWN_STATUSES.len()],
 }
 
@@ -52,7 +54,7 @@ struct Prometheus {
 #[derive(Debug)]
 pub struct OriginStats {
     site: String,
-    pending: [Pending; 4],
+    pending: [Pending; Coding::ALL.len()],
     not_modified: AtomicU64,
     prometheus: Prometheus,
 }
@@ -101,6 +103,17 @@ impl OriginStats {
         }
     }
 
+    /// One response carrying a delta coding (`dcb`, `dcz`): as [`Self::record_sent`],
+    /// plus `br_bytes`, what the plain br variant (or identity) would have sent.
+    pub fn record_delta(&self, coding: Coding, bytes: u64, identity_bytes: u64, br_bytes: u64) {
+        self.record_sent(coding, bytes, identity_bytes);
+        if br_bytes > 0 {
+            self.pending[coding.index()]
+                .br_bytes
+                .fetch_add(br_bytes, Ordering::Relaxed);
+        }
+    }
+
     /// One `304 Not Modified`.
     pub fn record_not_modified(&self) {
         self.not_modified.fetch_add(1, Ordering::Relaxed);
@@ -125,6 +138,7 @@ impl OriginStats {
                 ("requests", &pending.requests),
                 ("bytes", &pending.bytes),
                 ("identity_bytes", &pending.identity_bytes),
+                ("br_bytes", &pending.br_bytes),
             ] {
                 let delta = counter.swap(0, Ordering::Relaxed);
                 if delta > 0 {
@@ -260,11 +274,13 @@ mod tests {
             VariantTotals {
                 requests: 2,
                 bytes: 600,
-                identity_bytes: 2000
+                identity_bytes: 2000,
+                br_bytes: 0,
             }
         );
         assert_eq!(totals.by_encoding["gzip"].requests, 1);
         assert!(!totals.by_encoding.contains_key("zstd"));
+        assert_eq!((totals.delta_bytes, totals.delta_saved_bytes), (0, 0));
 
         // `to` is exclusive: one second ahead covers a flush in the hour's first second.
         let now = SystemTime::now() + Duration::from_secs(1);
@@ -278,6 +294,22 @@ mod tests {
             origin_totals(&cache, "other").await.unwrap(),
             OriginTotals::default()
         );
+    }
+
+    #[tokio::test]
+    async fn deltas_count_what_they_saved_against_br() {
+        let cache = Cache::memory();
+        let stats = OriginStats::new("www");
+        stats.record_delta(Coding::Dcz, 40, 1000, 300);
+        stats.record_delta(Coding::Dcb, 50, 1000, 300);
+        stats.record_sent(Coding::Br, 300, 1000);
+        stats.flush(&cache).await.unwrap();
+        let totals = origin_totals(&cache, "www").await.unwrap();
+        assert_eq!(totals.by_encoding["dcz"].br_bytes, 300);
+        assert_eq!(totals.by_encoding["dcb"].bytes, 50);
+        assert_eq!(totals.delta_bytes, 90);
+        assert_eq!(totals.delta_saved_bytes, 510);
+        assert_eq!(totals.saved_bytes, 3000 - 390);
     }
 
     #[tokio::test(start_paused = true)]

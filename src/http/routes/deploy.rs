@@ -237,8 +237,14 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
             }
         })
     };
+    let id = progress.snapshot().id;
     let result = match Deployer::new(state.sites(), &site) {
-        Ok(deployer) => deployer.run(&options, Arc::new(progress.clone())).await,
+        Ok(deployer) => {
+            deployer
+                .with_id(&id)
+                .run(&options, Arc::new(progress.clone()))
+                .await
+        }
         Err(err) => Err(err),
     };
     saver.abort();

@@ -21,6 +21,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use super::error_response;
 use crate::http::origin::body::{FileBody, HeadBody, Loaded};
 use crate::http::origin::conditional::{self, RangeAnswer, Validators};
+use crate::http::origin::dictionary;
 use crate::http::origin::negotiate::{AcceptedEncodings, Coding};
 use crate::http::origin::{AssetRef, Origin, Snapshot};
 use crate::http::{AppState, OriginSite};
@@ -96,19 +97,42 @@ async fn serve_asset(
 ) -> HttpResponse {
     let asset = found.asset;
     let accepted = AcceptedEncodings::of(req);
+    // A client holding an earlier version gets the delta from it (RFC 9842).
+    let mut chosen = None;
+    if let Some(delta) = dictionary::choose(req, asset, &accepted) {
+        match origin.open(snapshot, found, delta).await {
+            Ok(loaded) => chosen = Some((delta, loaded)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %asset.path, coding = %delta.coding, "a delta the manifest lists is missing");
+            }
+            Err(err) => return read_failed(&asset.path, &err),
+        }
+    }
     // Variants whose file turned out to be missing (a damaged site): the next acceptable
     // representation is served instead.
     let mut missing = [false; Coding::ALL.len()];
-    let (coding, loaded) = loop {
+    let (representation, loaded) = loop {
+        if let Some(chosen) = chosen.take() {
+            break chosen;
+        }
         let candidates = asset.offered.iter().filter(|(c, _)| !missing[c.index()]);
         let Some(coding) = accepted.choose(candidates) else {
             if missing.contains(&true) {
                 return not_found(&asset.path);
             }
+            if asset.single.is_some() && accepted.accepts(Coding::Identity) {
+                return serve_decoded(req, origin, snapshot, found).await;
+            }
             return not_acceptable(asset);
         };
-        match origin.open(snapshot, found, coding).await {
-            Ok(loaded) => break (coding, loaded),
+        let Some(representation) = asset.representation(coding) else {
+            return read_failed(
+                &asset.path,
+                &std::io::Error::other("no such representation"),
+            );
+        };
+        match origin.open(snapshot, found, representation).await {
+            Ok(loaded) => break (representation, loaded),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(path = %asset.path, %coding, "a file the manifest lists is missing");
                 missing[coding.index()] = true;
@@ -116,12 +140,7 @@ async fn serve_asset(
             Err(err) => return read_failed(&asset.path, &err),
         }
     };
-    let Some(representation) = asset.representation(coding) else {
-        return read_failed(
-            &asset.path,
-            &std::io::Error::other("no such representation"),
-        );
-    };
+    let coding = representation.coding;
     let info = match &loaded {
         Loaded::Memory(file) => &file.info,
         Loaded::File(info, _) => info,
@@ -133,7 +152,7 @@ async fn serve_asset(
 
     let mut response = HttpResponse::Ok();
     response
-        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")))
+        .insert_header((header::VARY, asset.vary.clone()))
         .insert_header((header::ETAG, representation.etag_header.clone()))
         .insert_header((header::CACHE_CONTROL, asset.cache_control.clone()));
     if let Some(last_modified) = &info.last_modified {
@@ -172,6 +191,9 @@ async fn serve_asset(
     for (name, value) in &asset.headers {
         response.insert_header((name.clone(), value.clone()));
     }
+    if let Some(value) = &asset.use_as_dictionary {
+        response.insert_header((dictionary::USE_AS_DICTIONARY, value.clone()));
+    }
     // What the same response would have carried as identity (ranges are identity only).
     let identity_bytes = if coding == Coding::Identity {
         sent
@@ -182,7 +204,13 @@ async fn serve_asset(
         origin.stats().record_sent(coding, 0, 0);
         return response.body(HeadBody(sent));
     }
-    origin.stats().record_sent(coding, sent, identity_bytes);
+    if matches!(coding, Coding::Dcb | Coding::Dcz) {
+        origin
+            .stats()
+            .record_delta(coding, sent, identity_bytes, asset.br_size());
+    } else {
+        origin.stats().record_sent(coding, sent, identity_bytes);
+    }
     match loaded {
         Loaded::Memory(file) => {
             let end = usize::try_from(start + sent).unwrap_or(usize::MAX);
@@ -211,6 +239,69 @@ async fn stream(
     response.body(FileBody::new(file, len))
 }
 
+/// The largest `single:<enc>` asset decoded for a client that does not accept its
+/// encoding (larger ones get 406).
+const MAX_DECODED: u64 = 16 * 1024 * 1024;
+
+/// Serves a `single:<enc>` asset, whose only stored form is encoded, to a client that
+/// does not accept that encoding: decoded in memory, as identity.
+async fn serve_decoded(
+    req: &HttpRequest,
+    origin: &Origin,
+    snapshot: &Snapshot,
+    found: AssetRef<'_>,
+) -> HttpResponse {
+    let asset = found.asset;
+    let (Some(stored), Some(encoding)) = (
+        asset.representations.first(),
+        asset.single.and_then(Coding::encoding),
+    ) else {
+        return not_acceptable(asset);
+    };
+    if asset.identity_size() > MAX_DECODED {
+        return not_acceptable(asset);
+    }
+    let loaded = match origin.open(snapshot, found, stored).await {
+        Ok(loaded) => loaded,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return not_found(&asset.path),
+        Err(err) => return read_failed(&asset.path, &err),
+    };
+    let decoded = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut encoded = Vec::new();
+        match loaded {
+            Loaded::Memory(file) => encoded.extend_from_slice(&file.bytes),
+            Loaded::File(_, mut file) => {
+                std::io::Read::read_to_end(&mut file, &mut encoded)?;
+            }
+        }
+        let mut out = Vec::new();
+        crate::pipeline::compress::decode(encoding, &mut &encoded[..], &mut out)?;
+        Ok(out)
+    })
+    .await;
+    let bytes = match decoded {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(err)) => return read_failed(&asset.path, &err),
+        Err(err) => return read_failed(&asset.path, &std::io::Error::other(err)),
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::VARY, asset.vary.clone()))
+        .insert_header((header::ETAG, asset.identity_etag.clone()))
+        .insert_header((header::CACHE_CONTROL, asset.cache_control.clone()))
+        .insert_header((header::CONTENT_TYPE, asset.content_type.clone()));
+    for (name, value) in &asset.headers {
+        response.insert_header((name.clone(), value.clone()));
+    }
+    let len = bytes.len() as u64;
+    if req.method() == Method::HEAD {
+        origin.stats().record_sent(Coding::Identity, 0, 0);
+        return response.body(HeadBody(len));
+    }
+    origin.stats().record_sent(Coding::Identity, len, len);
+    response.body(bytes)
+}
+
 fn not_acceptable(asset: &crate::http::origin::Asset) -> HttpResponse {
     let available: Vec<&str> = asset.offered.iter().map(|(c, _)| c.token()).collect();
     let mut response = error_response(
@@ -224,7 +315,7 @@ fn not_acceptable(asset: &crate::http::origin::Asset) -> HttpResponse {
     );
     response
         .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        .insert(header::VARY, asset.vary.clone());
     response
 }
 
