@@ -205,7 +205,10 @@ async fn a_redeploy_to_r2_puts_and_purges_exactly_the_changed_files_for_every_ho
     expected.insert(".edgeship/manifest".into());
     let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     expected.insert(".edgeship/history/index.json".into());
-    expected.insert(format!(".edgeship/history/{}.json", report["id"].as_str().unwrap()));
+    expected.insert(format!(
+        ".edgeship/history/{}.json",
+        report["id"].as_str().unwrap()
+    ));
     assert_eq!(
         common::s3::rewritten(&before, &after),
         expected,
