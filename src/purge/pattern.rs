@@ -172,9 +172,10 @@ fn glob_error_position(input: &str, kind: &globset::ErrorKind) -> usize {
                 .map_or_else(|| input.find('[').unwrap_or(0), |(open, _)| open)
         }
         K::UnclosedClass => input.find('[').unwrap_or(0),
-        K::UnopenedAlternates | K::UnclosedAlternates | K::NestedAlternates => {
-            input.find('{').unwrap_or(0)
-        }
+        K::UnopenedAlternates => unopened_brace(input)
+            .or_else(|| input.find('}'))
+            .unwrap_or(0),
+        K::UnclosedAlternates | K::NestedAlternates => input.find('{').unwrap_or(0),
         K::DanglingEscape => input.len().saturating_sub(1),
         _ => 0,
     }
@@ -202,6 +203,32 @@ fn classes(input: &str) -> Vec<(usize, usize)> {
         }
     }
     found
+}
+
+/// The first `}` that closes no `{`, as globset reads the glob (escapes and classes are
+/// literal text).
+fn unopened_brace(input: &str) -> Option<usize> {
+    let classes = classes(input);
+    let mut depth = 0usize;
+    let mut chars = input.char_indices();
+    while let Some((at, c)) = chars.next() {
+        if classes
+            .iter()
+            .any(|&(open, close)| (open..=close).contains(&at))
+        {
+            continue;
+        }
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(at),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Finds unbalanced `[`/`]` and `{`/`}`, pointing at the one left open (or closed too often).
@@ -253,6 +280,9 @@ mod tests {
         // (found by cargo-fuzz: fuzz/regressions/pattern/).
         assert_eq!(err("/--[]za/--[]za").position, 3);
         assert_eq!(err("/z-a/[z-a]").position, 5);
+        // A `}` that closes nothing once escapes and classes are read as globset reads them.
+        assert_eq!(err("/a\\[}]").position, 4, "{}", err("/a\\[}]"));
+        assert_eq!(err("/{a}\\{b}").position, 7);
     }
 
     #[test]

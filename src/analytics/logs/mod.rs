@@ -304,6 +304,11 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// A byte count as a counter delta: at most `i64::MAX`.
+fn counter(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
 /// A status class (`2xx`).
 fn status_class(status: u16) -> String {
     match status {
@@ -372,7 +377,10 @@ impl Aggregator<'_> {
         );
         self.report.last = Some(self.report.last.map_or(record.time, |t| t.max(record.time)));
         let entry = entry_for(self.manifest, &record.path);
-        let bytes = record.bytes as i64;
+        // Counters are i64 (Redis's integers): a logged byte count beyond that range counts
+        // as its maximum, and sums saturate, so a hostile log can neither make a counter
+        // negative nor overflow one.
+        let bytes = counter(record.bytes);
         let cache = record.cache.as_str();
         let mut fields: Vec<(String, i64)> = vec![
             ("requests".into(), 1),
@@ -395,10 +403,10 @@ impl Aggregator<'_> {
                 fields.push((format!("enc:{encoding}:requests"), 1));
                 fields.push((format!("enc:{encoding}:bytes"), bytes));
                 fields.push(("deployed:requests".into(), 1));
-                fields.push(("deployed:bytes".into(), body as i64));
+                fields.push(("deployed:bytes".into(), counter(body)));
                 fields.push((
                     "deployed:identity_bytes".into(),
-                    entry.size.max(body) as i64,
+                    counter(entry.size.max(body)),
                 ));
             }
             _ => {
@@ -408,8 +416,10 @@ impl Aggregator<'_> {
         }
         let bucket = self.hours.entry(hour).or_default();
         for (field, delta) in fields {
-            *self.totals.entry(field.clone()).or_default() += delta;
-            *bucket.entry(field).or_default() += delta;
+            let total = self.totals.entry(field.clone()).or_default();
+            *total = total.saturating_add(delta);
+            let slot = bucket.entry(field).or_default();
+            *slot = slot.saturating_add(delta);
         }
         let paths = self.paths.entry(day).or_default();
         let tracked = if let Some(path) = paths.get_mut(&record.path) {
@@ -423,7 +433,7 @@ impl Aggregator<'_> {
         match tracked {
             Some(path) => {
                 path.requests += 1;
-                path.bytes += record.bytes;
+                path.bytes = path.bytes.saturating_add(record.bytes);
                 path.misses += u64::from(record.cache == CacheResult::Miss);
             }
             None => self.report.paths_untracked += 1,
@@ -651,7 +661,8 @@ pub async fn store(
             cache
                 .hash_incr_by(&hour_key, field, *delta, Some(config.hourly()))
                 .await?;
-            *day.entry(field).or_default() += delta;
+            let slot = day.entry(field).or_default();
+            *slot = slot.saturating_add(*delta);
         }
     }
     for (day, fields) in &days {
@@ -678,9 +689,9 @@ pub async fn store(
             cache.get(&table_key).await?.unwrap_or_default();
         for (path, totals) in paths {
             let entry = table.entry(path.clone()).or_default();
-            entry.requests += totals.requests;
-            entry.bytes += totals.bytes;
-            entry.misses += totals.misses;
+            entry.requests = entry.requests.saturating_add(totals.requests);
+            entry.bytes = entry.bytes.saturating_add(totals.bytes);
+            entry.misses = entry.misses.saturating_add(totals.misses);
         }
         let table = top_paths(table, config.top_paths);
         cache.set(&table_key, &table, Some(config.daily())).await?;
@@ -854,6 +865,29 @@ pub async fn top_paths_of_day(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_beyond_i64_saturate_instead_of_wrapping() {
+        // A count past i64::MAX was added as a negative number, and two large ones
+        // overflowed (the log_file fuzz checks catch both; fuzz/regressions/log_file/).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let line = |bytes: u64| format!("2026-12-02\t06:30:01\t{bytes}\t/a.js\t200\tMiss\n");
+        let log = format!(
+            "#Fields: date time sc-bytes cs-uri-stem sc-status x-edge-result-type\n{}{}{}",
+            line(u64::MAX),
+            line(i64::MAX as u64),
+            line(1)
+        );
+        std::fs::write(&path, log).unwrap();
+        let aggregate = read_file(&path, None, &Manifest::default()).unwrap();
+        assert_eq!(aggregate.report.requests, 3);
+        assert_eq!(aggregate.report.totals.bytes, i64::MAX as u64);
+        let hour = aggregate.hours.values().next().unwrap();
+        assert_eq!((hour["bytes"], hour["miss:bytes"]), (i64::MAX, i64::MAX));
+        let paths = aggregate.paths.values().next().unwrap();
+        assert_eq!(paths["/a.js"].bytes, u64::MAX);
+    }
 
     #[test]
     fn the_path_table_keeps_the_top_by_bytes_and_by_misses() {
