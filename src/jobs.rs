@@ -4,9 +4,12 @@
 //! A job is saved after every step, so `GET /v1/{purges,deploys}/{id}` and
 //! `edgeship purge status` read where it is, and a job cut off by a restart says where it
 //! stopped. The store is the process's [`StateHome`]: the cache layer with Redis (shared
-//! and kept [`JOB_TTL`]), JSON files under `<data_dir>/jobs` otherwise.
+//! and kept [`JOB_TTL`]) and a copy of this machine's jobs under `<data_dir>/jobs`, or
+//! those files alone without Redis. The copy keeps a job that ran while Redis was
+//! unreachable (the cache layer then holds it in memory, emptied when Redis returns) or
+//! that Redis lost (a restart without persistence).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -91,6 +94,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     fn id(&self) -> &str;
     /// Whether it was just created (its first save prunes expired job files).
     fn is_new(&self) -> bool;
+    /// Unix seconds of its last change.
+    fn updated_at(&self) -> u64;
+    /// Whether it will not change any more.
+    fn is_finished(&self) -> bool;
 }
 
 /// Errors of the job store.
@@ -132,17 +139,22 @@ pub const JOB_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Where jobs are kept.
 #[derive(Debug, Clone)]
 pub enum JobStore {
-    /// The cache layer (Redis): shared and durable.
+    /// The cache layer (Redis): shared by every process and machine.
     Cache(Cache),
     /// JSON files in a directory: for a machine without Redis.
     Dir(PathBuf),
+    /// The cache layer, and a copy of this machine's jobs as files in the directory. A
+    /// job is read from both and the newer one wins, so none is lost when Redis was
+    /// unreachable while it ran or lost its data.
+    CacheWithCopy(Cache, PathBuf),
 }
 
 impl JobStore {
-    /// The store of the process's state home: the cache layer, or `<data_dir>/jobs`.
-    pub fn new(home: &StateHome) -> Self {
+    /// The store of the process's state home: the cache layer with a copy under
+    /// `<data_dir>/jobs`, or those files alone.
+    pub fn new(home: &StateHome, data_dir: &Path) -> Self {
         match home {
-            StateHome::Cache(cache) => Self::Cache(cache.clone()),
+            StateHome::Cache(cache) => Self::CacheWithCopy(cache.clone(), data_dir.join("jobs")),
             StateHome::Dir(dir) => Self::Dir(dir.join("jobs")),
         }
     }
@@ -150,12 +162,13 @@ impl JobStore {
     /// The cache layer, when jobs are kept there (it also keeps counters beside them).
     pub fn cache(&self) -> Option<&Cache> {
         match self {
-            Self::Cache(cache) => Some(cache),
+            Self::Cache(cache) | Self::CacheWithCopy(cache, _) => Some(cache),
             Self::Dir(_) => None,
         }
     }
 
-    /// Saves a job, replacing its earlier state.
+    /// Saves a job, replacing its earlier state. With a copy, the job is saved when
+    /// either place took it (the other failure is logged).
     pub async fn save<J: Job>(&self, job: &J) -> Result<(), JobError> {
         let id = job.id();
         if !J::KIND.owns(id) {
@@ -165,31 +178,25 @@ impl JobStore {
             });
         }
         match self {
-            Self::Cache(cache) => {
-                let key = cache.keys().global().job(id);
-                cache.set(&key, job, Some(JOB_TTL)).await?;
-            }
-            Self::Dir(dir) => {
-                let path = dir.join(format!("{id}.json"));
-                let io = |source| JobError::Io {
-                    path: path.clone(),
-                    source,
-                };
-                tokio::fs::create_dir_all(dir).await.map_err(io)?;
-                if job.is_new() {
-                    prune_expired(dir).await;
+            Self::Cache(cache) => save_cached(cache, job).await,
+            Self::Dir(dir) => save_file(dir, job).await,
+            Self::CacheWithCopy(cache, dir) => {
+                let copied = save_file(dir, job).await;
+                match (save_cached(cache, job).await, copied) {
+                    (Err(err), Err(_)) => return Err(err),
+                    (Err(err), Ok(())) | (Ok(()), Err(err)) => {
+                        tracing::warn!(job = %id, error = %err, "job saved in one place only");
+                    }
+                    (Ok(()), Ok(())) => {}
                 }
-                let json = serde_json::to_vec_pretty(job).map_err(|e| io(e.into()))?;
-                let temp = dir.join(format!(".{id}.json.tmp"));
-                tokio::fs::write(&temp, json).await.map_err(io)?;
-                tokio::fs::rename(&temp, &path).await.map_err(io)?;
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// Loads a job; `None` when there is no such job (or it expired). An id that is not
-    /// of `J`'s kind is [`JobError::BadId`].
+    /// of `J`'s kind is [`JobError::BadId`]. With a copy, the newer of the two (by
+    /// `updated_at`, a finished one on a tie; the cache layer's when both are the same).
     pub async fn load<J: Job>(&self, id: &str) -> Result<Option<J>, JobError> {
         if !J::KIND.owns(id) {
             return Err(JobError::BadId {
@@ -199,22 +206,73 @@ impl JobStore {
         }
         match self {
             Self::Cache(cache) => Ok(cache.get(&cache.keys().global().job(id)).await?),
-            Self::Dir(dir) => {
-                let path = dir.join(format!("{id}.json"));
-                match tokio::fs::read(&path).await {
-                    Ok(bytes) => {
-                        serde_json::from_slice(&bytes)
-                            .map(Some)
-                            .map_err(|e| JobError::Corrupt {
-                                path,
-                                message: e.to_string(),
-                            })
+            Self::Dir(dir) => load_file(dir, id).await,
+            Self::CacheWithCopy(cache, dir) => {
+                let cached: Option<J> = match cache.get(&cache.keys().global().job(id)).await {
+                    Ok(job) => job,
+                    Err(err) => {
+                        tracing::warn!(job = %id, error = %err, "cannot read the job from the cache layer; reading this machine's copy");
+                        None
                     }
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(JobError::Io { path, source }),
-                }
+                };
+                let copied: Option<J> = match load_file(dir, id).await {
+                    Ok(job) => job,
+                    Err(err) => {
+                        tracing::warn!(job = %id, error = %err, "cannot read this machine's copy of the job");
+                        None
+                    }
+                };
+                Ok(match (cached, copied) {
+                    (Some(cached), Some(copied)) => {
+                        let age = |job: &J| (job.updated_at(), job.is_finished());
+                        Some(if age(&copied) > age(&cached) {
+                            copied
+                        } else {
+                            cached
+                        })
+                    }
+                    (cached, copied) => cached.or(copied),
+                })
             }
         }
+    }
+}
+
+async fn save_cached<J: Job>(cache: &Cache, job: &J) -> Result<(), JobError> {
+    let key = cache.keys().global().job(job.id());
+    cache.set(&key, job, Some(JOB_TTL)).await?;
+    Ok(())
+}
+
+async fn save_file<J: Job>(dir: &Path, job: &J) -> Result<(), JobError> {
+    let id = job.id();
+    let path = dir.join(format!("{id}.json"));
+    let io = |source| JobError::Io {
+        path: path.clone(),
+        source,
+    };
+    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    if job.is_new() {
+        prune_expired(dir).await;
+    }
+    let json = serde_json::to_vec_pretty(job).map_err(|e| io(e.into()))?;
+    let temp = dir.join(format!(".{id}.json.tmp"));
+    tokio::fs::write(&temp, json).await.map_err(io)?;
+    tokio::fs::rename(&temp, &path).await.map_err(io)?;
+    Ok(())
+}
+
+async fn load_file<J: Job>(dir: &Path, id: &str) -> Result<Option<J>, JobError> {
+    let path = dir.join(format!("{id}.json"));
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| JobError::Corrupt {
+                path,
+                message: e.to_string(),
+            }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(JobError::Io { path, source }),
     }
 }
 

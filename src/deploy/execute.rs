@@ -14,7 +14,7 @@ use edgeship_providers::{ProviderError, ProviderExt, PutRequest, SharedProvider}
 use super::Target;
 use super::adaptive::AdaptiveLimit;
 use super::plan::{self, Plan, Upload};
-use super::remote::IN_PROGRESS_KEY;
+use super::remote::{IN_PROGRESS_KEY, Marker};
 use super::{DeployError, DeployOptions, DeployProgress, DeployReport};
 use crate::jobs::unix_now;
 use crate::pipeline::ProcessedAsset;
@@ -69,11 +69,12 @@ impl Work<'_> {
         let provider = site.provider();
         let had_work = !plan.uploads.is_empty() || (options.delete && !plan.stale_keys.is_empty());
         if had_work {
+            let marker = Marker {
+                started: unix_now(),
+                purge: plan.purge_candidates(options.delete),
+            };
             provider
-                .put(PutRequest::bytes(
-                    IN_PROGRESS_KEY,
-                    format!("{{\"started\":{}}}", unix_now()),
-                ))
+                .put(PutRequest::bytes(IN_PROGRESS_KEY, marker.to_bytes()))
                 .await?;
         }
         let succeeded = upload_phases(site, plan, self.limit, progress.clone(), report).await?;

@@ -30,6 +30,8 @@ pub async fn finish(
         .filter(|p| executed.succeeded.contains(*p))
         .cloned()
         .collect();
+    // What an interrupted deploy stored may still be cached in its old form.
+    purge_paths.extend(plan.carried_purges.iter().cloned());
     if executed.deleted {
         purge_paths.extend(plan.stale_paths.iter().cloned());
     }
@@ -64,7 +66,7 @@ pub async fn finish(
         }
         report.purge_job = Some(job.id);
     }
-    if executed.had_work && report.failures.is_empty() {
+    if (executed.had_work || plan.interrupted) && report.failures.is_empty() {
         site.provider()
             .delete_many(&[IN_PROGRESS_KEY.to_string()])
             .await?;

@@ -102,6 +102,14 @@ impl Job for DeployJob {
     fn is_new(&self) -> bool {
         self.status == DeployStatus::Queued
     }
+
+    fn updated_at(&self) -> u64 {
+        self.updated_at
+    }
+
+    fn is_finished(&self) -> bool {
+        Self::is_finished(self)
+    }
 }
 
 /// Progress that updates a shared job state (saved by whoever owns the job).

@@ -431,6 +431,8 @@ impl Deployer {
                 plan.stale_paths = found.listed_stale.clone();
                 plan.stale_keys = found.listed_stale.clone();
             }
+            plan.interrupted = remote.interrupted;
+            plan.carried_purges = remote.unpurged.clone();
             plan
         };
         let mut plan = make_plan(desired);

@@ -267,9 +267,31 @@ pub struct Plan {
     pub stale_keys: Vec<String>,
     /// Paths whose content or headers changed (they may be cached: purge them).
     pub changed_paths: Vec<String>,
+    /// The last deploy was interrupted (its marker was found); the marker is cleared when
+    /// this deploy completes.
+    pub interrupted: bool,
+    /// Paths the interrupted deploy was going to purge (from its marker): it may have
+    /// stored their new objects, or its manifest, without purging them, so this deploy
+    /// purges them with its own changes.
+    pub carried_purges: Vec<String>,
 }
 
 impl Plan {
+    /// Every path this deploy may purge: changed ones, carried ones and, when stale files
+    /// are to be deleted, those. The in-progress marker lists them, so that a rerun after
+    /// a kill purges them.
+    pub fn purge_candidates(&self, delete: bool) -> Vec<String> {
+        let mut paths: BTreeSet<&String> = self
+            .changed_paths
+            .iter()
+            .chain(&self.carried_purges)
+            .collect();
+        if delete {
+            paths.extend(&self.stale_paths);
+        }
+        paths.into_iter().cloned().collect()
+    }
+
     /// Builds a plan from the desired objects and what the site has. `remote` is the
     /// site's manifest (empty when there is none); `stored` holds metadata of objects
     /// known to be stored already (from a listing when there is no manifest, or from

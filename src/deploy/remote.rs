@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use edgeship_providers::{ObjectMeta, ProviderError, ProviderExt, SharedProvider};
+use serde::{Deserialize, Serialize};
 
 use super::DeployError;
 use super::Target;
@@ -17,6 +18,26 @@ use crate::pipeline::manifest::Manifest;
 /// was interrupted.
 pub const IN_PROGRESS_KEY: &str = ".edgeship/deploy-in-progress";
 
+/// What a deploy stores in its in-progress marker.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Marker {
+    /// Unix seconds when the deploy started.
+    pub started: u64,
+    /// The paths the deploy will purge. A deploy killed after storing new objects (or its
+    /// manifest) but before its purge went through leaves them cached in their old form;
+    /// the rerun finds them here and purges them, although to it they look unchanged.
+    #[serde(default)]
+    pub purge: Vec<String>,
+}
+
+impl Marker {
+    /// The marker as stored (JSON).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // An integer and strings always serialise.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// The site's state as read before planning.
 #[derive(Debug, Default)]
 pub struct RemoteState {
@@ -24,16 +45,29 @@ pub struct RemoteState {
     pub manifest: Option<Manifest>,
     /// An interrupted deploy left its marker.
     pub interrupted: bool,
+    /// The paths the interrupted deploy's marker says it was going to purge.
+    pub unpurged: Vec<String>,
 }
 
 impl RemoteState {
     /// Reads the manifest (through the cache layer) and the in-progress marker.
     pub async fn load(site: &Target) -> Result<Self, DeployError> {
         let manifest = site.manifest().await?;
-        let interrupted = site.provider().get_opt(IN_PROGRESS_KEY).await?.is_some();
+        let marker = site.provider().get_opt(IN_PROGRESS_KEY).await?;
+        let unpurged = match &marker {
+            Some((_, bytes)) => match serde_json::from_slice::<Marker>(bytes) {
+                Ok(marker) => marker.purge,
+                Err(err) => {
+                    tracing::warn!(site = %site.name(), error = %err, "the interrupted deploy's marker is unreadable; its paths are not purged again");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
         Ok(Self {
             manifest,
-            interrupted,
+            interrupted: marker.is_some(),
+            unpurged,
         })
     }
 

@@ -43,6 +43,8 @@ struct Inner {
     origin: Option<OriginSite>,
     guard: auth::Guard,
     jobs: TaskTracker,
+    /// The runtime background jobs run on (see [`AppState::spawn_job`]).
+    runtime: Option<tokio::runtime::Handle>,
     report_cache: routes::analytics::ReportCache,
     providers: routes::health::ProviderProbes,
     uploads: Arc<uploads::UploadSlots>,
@@ -129,6 +131,7 @@ impl AppState {
                 origin,
                 guard,
                 jobs: TaskTracker::new(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
                 report_cache: routes::analytics::report_cache(),
                 providers,
                 uploads: uploads::UploadSlots::new(&config.server),
@@ -160,6 +163,20 @@ impl AppState {
     /// Background jobs (deploys, purges); shutdown waits for them.
     pub fn jobs(&self) -> &TaskTracker {
         &self.inner.jobs
+    }
+
+    /// Runs a background job (a deploy or a purge) on the runtime the state was built on,
+    /// the service's own. A request handler's runtime is its HTTP worker's, which ends
+    /// when the server stops: a job spawned there would be dropped at shutdown instead
+    /// of being given `server.shutdown_grace_secs` to finish.
+    pub fn spawn_job<F>(&self, job: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.inner.runtime {
+            Some(runtime) => drop(self.inner.jobs.spawn_on(job, runtime)),
+            None => drop(self.inner.jobs.spawn(job)),
+        }
     }
 
     /// Creates and returns an admin key when no usable key exists (first start), so a
@@ -329,8 +346,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Deploys a killed predecessor left running are settled before anything is served.
+    // Deploys a killed predecessor left running are settled, and its purge jobs
+    // continued, before anything is served.
     routes::deploy::settle_interrupted(&state).await;
+    routes::purge::resume_interrupted(&state).await;
     let tracker = state.jobs().clone();
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     // Served-bytes counters reach the cache layer every second, and once more at the end.

@@ -34,6 +34,8 @@ use super::routes;
     components(schemas(
         routes::ErrorBody,
         crate::purge::plan::PurgePlan,
+        routes::analytics::GroupByParam,
+        routes::logs::LogFormatParam,
     )),
     modifiers(&BearerKey),
     tags(
@@ -57,16 +59,36 @@ impl utoipa::Modify for BearerKey {
     }
 }
 
+/// Operations whose query parameters read as absent when empty (`from=`).
+const EMPTY_AS_ABSENT: [(&str, &str); 1] = [("/v1/analytics", "get")];
+
+/// Says `allowEmptyValue` on the query parameters of [`EMPTY_AS_ABSENT`] (utoipa has no
+/// attribute for it), so clients and schemathesis know an empty value is accepted.
+fn allow_empty_values(doc: &mut serde_json::Value) {
+    for (path, method) in EMPTY_AS_ABSENT {
+        if let Some(parameters) = doc["paths"][path][method]["parameters"].as_array_mut() {
+            for parameter in parameters.iter_mut().filter(|p| p["in"] == "query") {
+                parameter["allowEmptyValue"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
+}
+
 /// The document as JSON, rendered once.
 pub fn document() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-        doc.to_pretty_json().unwrap_or_else(|err| {
-            tracing::error!(error = %err, "cannot render the OpenAPI document");
-            "{}".to_owned()
-        })
+        serde_json::to_value(&doc)
+            .and_then(|mut doc| {
+                allow_empty_values(&mut doc);
+                serde_json::to_string_pretty(&doc)
+            })
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "cannot render the OpenAPI document");
+                "{}".to_owned()
+            })
     })
 }
 

@@ -99,6 +99,14 @@ impl Job for PurgeJob {
     fn is_new(&self) -> bool {
         self.status == JobStatus::Pending
     }
+
+    fn updated_at(&self) -> u64 {
+        self.updated_at
+    }
+
+    fn is_finished(&self) -> bool {
+        Self::is_finished(self)
+    }
 }
 
 impl PurgeJob {
@@ -159,6 +167,19 @@ impl PurgeJob {
             self.status,
             JobStatus::Done | JobStatus::Partial | JobStatus::Failed
         )
+    }
+
+    /// Ends a job that cannot be continued: every batch not finished is `failed` with
+    /// `reason` (a batch in progress may still complete at the provider).
+    pub fn abandon(&mut self, reason: &str) {
+        for batch in &mut self.batches {
+            if matches!(batch.status, BatchStatus::Pending | BatchStatus::InProgress) {
+                batch.status = BatchStatus::Failed;
+                batch.error = Some(reason.to_string());
+                batch.class = Some("misconfigured".to_string());
+            }
+        }
+        self.settle();
     }
 }
 

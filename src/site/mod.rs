@@ -228,7 +228,7 @@ impl Sites {
         }
         Ok(Self {
             config: Arc::new(config.clone()),
-            jobs: JobStore::new(&home),
+            jobs: JobStore::new(&home, &config.data_dir),
             cache,
             home,
             sites,

@@ -129,8 +129,14 @@ impl OriginStats {
     }
 
     /// Moves the pending counts into the cache layer (totals and the current hour). On a
-    /// cache error the counts not written are kept for the next flush.
+    /// cache error the counts not written are kept for the next flush. So are all counts
+    /// while Redis is unreachable: the cache layer then answers from memory, which it
+    /// empties when Redis returns, so counts written there would be lost (they go to the
+    /// hour in which Redis answers again).
     pub async fn flush(&self, cache: &Cache) -> Result<(), CacheError> {
+        if cache.metrics().is_degraded() {
+            return Ok(());
+        }
         let mut deltas: Vec<(String, &AtomicU64, u64)> = Vec::new();
         for coding in Coding::ALL {
             let pending = &self.pending[coding.index()];
@@ -157,6 +163,10 @@ impl OriginStats {
         let mut written = 0;
         let mut result = Ok(());
         for (field, _, delta) in &deltas {
+            if cache.metrics().is_degraded() {
+                // Redis became unreachable during this flush: the rest waits.
+                break;
+            }
             let delta = i64::try_from(*delta).unwrap_or(i64::MAX);
             if let Err(err) = add_served(cache, &self.site, hour, field, delta).await {
                 result = Err(err);

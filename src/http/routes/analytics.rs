@@ -24,12 +24,13 @@ pub const REPORT_TTL: Duration = Duration::from_secs(2);
 /// The most bytes of answers kept at once.
 pub const REPORT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Query parameters of `GET /v1/analytics`.
+/// Query parameters of `GET /v1/analytics`. An empty one (`from=`) is an absent one (the
+/// document says `allowEmptyValue`).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsParams {
-    /// One site; every configured site when absent.
+    /// One site; every configured site when absent (or empty).
     pub site: Option<String>,
     /// Range start: Unix seconds, `YYYY-MM-DD` or RFC 3339. Default: 7 days before `to`.
     pub from: Option<String>,
@@ -93,10 +94,10 @@ pub fn report_cache() -> ReportCache {
 )]
 pub async fn report(
     req: HttpRequest,
-    params: web::Query<AnalyticsParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.guard().check(&req, &[Scope::Read]).await?;
+    let params: AnalyticsParams = super::query(&req)?;
     let query = Query::for_config(
         state.config(),
         given(&params.site),

@@ -48,13 +48,13 @@ pub struct AssetsQuery {
 pub async fn list(
     req: HttpRequest,
     site: web::Path<String>,
-    query: web::Query<AssetsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .guard()
         .check(&req, &[Scope::Read, Scope::Deploy])
         .await?;
+    let query: AssetsQuery = super::query(&req)?;
     let site = state.sites().get(&site)?;
     let manifest = site.manifest().await?.unwrap_or_default();
     let limit = query.limit.unwrap_or(1000);

@@ -145,11 +145,11 @@ impl Drop for TempTree {
 pub async fn create(
     req: HttpRequest,
     site: web::Path<String>,
-    query: web::Query<DeployQuery>,
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let key = state.guard().check(&req, &[Scope::Deploy]).await?;
+    let query: DeployQuery = super::query(&req)?;
     let config = state.config();
     state.sites().get(&site)?;
     // Held while the body is received and extracted.
@@ -213,9 +213,7 @@ pub async fn create(
         concurrency: config.deploy.concurrency.max(1),
     };
     let progress = JobProgress(Arc::new(Mutex::new(job)));
-    state
-        .jobs()
-        .spawn(run(state.get_ref().clone(), options, progress, work));
+    state.spawn_job(run(state.get_ref().clone(), options, progress, work));
     Ok(accepted)
 }
 

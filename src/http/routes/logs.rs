@@ -16,8 +16,20 @@ use crate::http::AppState;
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// `cloudfront`, `logpush` or `front_door`; recognised from the first line when absent.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<LogFormatParam>)]
     pub format: Option<LogFormat>,
+}
+
+/// The log formats (for the OpenAPI document).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum LogFormatParam {
+    /// CloudFront standard logs (W3C).
+    Cloudfront,
+    /// Cloudflare Logpush `http_requests` (NDJSON).
+    Logpush,
+    /// Azure Front Door access logs (JSON records).
+    FrontDoor,
 }
 
 /// Reads one log file (plain or gzip) and adds it to the site's CDN analytics.
@@ -49,11 +61,11 @@ pub struct LogsQuery {
 pub async fn ingest(
     req: HttpRequest,
     site: web::Path<String>,
-    query: web::Query<LogsQuery>,
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let key = state.guard().check(&req, &[Scope::Logs]).await?;
+    let query: LogsQuery = super::query(&req)?;
     let config = state.config();
     let registered = state.sites().get(&site)?;
     let _slot = super::upload::slot(&state, &key)?;

@@ -48,6 +48,17 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|err| ApiError::from(&err))
 }
 
+/// Reads the query string as `T` (400 `bad_query` when it does not parse). Handlers call
+/// it only after [`crate::http::auth::Guard::check`] admitted the caller, so a request
+/// without a key is a 401 whatever its query.
+pub(crate) fn query<T: serde::de::DeserializeOwned>(
+    req: &actix_web::HttpRequest,
+) -> Result<T, ApiError> {
+    actix_web::web::Query::<T>::from_query(req.query_string())
+        .map(actix_web::web::Query::into_inner)
+        .map_err(|err| ApiError::bad_request("bad_query", err.to_string()))
+}
+
 /// 405 for a method a `/v1` route does not take, naming those it does.
 pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
     let mut response = error_response(

@@ -1,6 +1,9 @@
 //! `POST /v1/sites/{site}/purges` and `GET /v1/purges/{id}`: the purge engine over HTTP,
 //! the same plan, jobs and limits as `edgeship purge`.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -8,7 +11,8 @@ use serde_json::json;
 use super::ApiError;
 use crate::api_keys::Scope;
 use crate::http::AppState;
-use crate::purge::job::{self, RunOptions};
+use crate::jobs::JobKind;
+use crate::purge::job::{self, PurgeJob, RunOptions};
 use crate::purge::prepare;
 
 /// The body of a purge request.
@@ -113,17 +117,96 @@ pub async fn create(
         ));
     }
     let options = RunOptions::from_config(&state.config().purge, body.wait);
+    let mark = RunningMark::new(&state.config().data_dir, &job.id);
     if body.wait {
         job::run(prepared.provider(), &prepared.store, &mut job, &options).await;
+        drop(mark);
         return Ok(HttpResponse::Ok().json(&job));
     }
     let accepted = HttpResponse::Accepted()
         .insert_header(("Location", format!("/v1/purges/{}", job.id)))
         .json(&job);
-    state.jobs().spawn(async move {
+    state.spawn_job(async move {
         job::run(prepared.provider(), &prepared.store, &mut job, &options).await;
+        drop(mark);
     });
     Ok(accepted)
+}
+
+/// Where `serve` marks the purge jobs it is running: one empty file per job, named by
+/// its id and removed when the run returns. A file found at startup names a job that a
+/// stop (a crash, `kill -9`, a shutdown grace period that ran out) cut off.
+pub fn running_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("purges-running")
+}
+
+/// Marks a purge job as running in this process until dropped.
+#[derive(Debug)]
+struct RunningMark(PathBuf);
+
+impl RunningMark {
+    fn new(data_dir: &Path, id: &str) -> Self {
+        let dir = running_dir(data_dir);
+        let path = dir.join(id);
+        if let Err(err) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, b"")) {
+            tracing::warn!(job = %id, error = %err, "cannot mark the purge job as running; if the service stops before it ends, it is not continued");
+        }
+        Self(path)
+    }
+}
+
+impl Drop for RunningMark {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Continues the purge jobs a stopped `serve` left unfinished on this machine (their
+/// marks are still in [`running_dir`]), in the background: batches not sent yet go out
+/// with the job's own references, so a provider that already has one (CloudFront's
+/// `CallerReference`) does not purge twice, and batches in progress are followed. A job
+/// whose site is no longer configured is marked `failed` with the reason. Returns how
+/// many jobs were continued.
+pub async fn resume_interrupted(state: &AppState) -> usize {
+    let Ok(mut entries) = tokio::fs::read_dir(running_dir(&state.config().data_dir)).await else {
+        return 0;
+    };
+    let mut resumed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let mark = RunningMark(entry.path());
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if !JobKind::Purge.owns(&id) {
+            continue;
+        }
+        let store = state.job_store().clone();
+        let mut job = match store.load::<PurgeJob>(&id).await {
+            Ok(Some(job)) if !job.is_finished() => job,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(job = %id, error = %err, "cannot read a purge job a stop cut off");
+                continue;
+            }
+        };
+        match state.sites().get(&job.site) {
+            Ok(site) => {
+                tracing::warn!(job = %id, site = %job.site, "continuing a purge job a stop cut off");
+                let provider = Arc::clone(site.provider());
+                let options = RunOptions::from_config(&state.config().purge, false);
+                state.spawn_job(async move {
+                    job::run(&provider, &store, &mut job, &options).await;
+                    drop(mark);
+                });
+                resumed += 1;
+            }
+            Err(err) => {
+                job.abandon(&format!("not continued after a restart: {err}"));
+                if let Err(err) = store.save(&job).await {
+                    tracing::warn!(job = %id, error = %err, "cannot settle a purge job a stop cut off");
+                }
+            }
+        }
+    }
+    resumed
 }
 
 /// A purge job by id.
