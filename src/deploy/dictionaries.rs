@@ -120,18 +120,20 @@ pub fn offer_and_carry(
         asset.deltas.clear();
         let old = remote.assets.get(&asset.path);
         match old {
+            // The same version: its deltas (those still wanted) stay.
             Some(old) if old.hash == asset.hash => {
-                if asset.dictionary.is_some() {
-                    asset.deltas = old
-                        .deltas
-                        .iter()
-                        .filter(|d| config.encodings.contains(&d.encoding))
-                        .map(|d| DeltaFile {
-                            file: store.delta_path(&asset.hash, &d.base, d.encoding, levels),
-                            delta: d.clone(),
-                        })
-                        .collect();
+                if asset.dictionary.is_none() {
+                    continue;
                 }
+                asset.deltas = old
+                    .deltas
+                    .iter()
+                    .filter(|d| config.encodings.contains(&d.encoding))
+                    .map(|d| DeltaFile {
+                        file: store.delta_path(&asset.hash, &d.base, d.encoding, levels),
+                        delta: d.clone(),
+                    })
+                    .collect();
             }
             _ if asset.dictionary.is_some() => changed.push(i),
             _ => {}
