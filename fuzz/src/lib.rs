@@ -16,6 +16,8 @@ use std::path::{Component, Path, PathBuf};
 
 use actix_web::http::header::{self, EntityTag, HeaderValue};
 use actix_web::test::TestRequest;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use edgeship::analytics::SavingsByType;
 use edgeship::analytics::logs::parse::{self, CloudfrontColumns, LogFormat, LogRecord};
 use edgeship::analytics::logs::{self, LogError, PathTotals};
@@ -25,6 +27,7 @@ use edgeship::cache::codec::Header;
 use edgeship::cache::{Codec, Compression, Format};
 use edgeship::config::Config;
 use edgeship::http::origin::conditional::{self, RangeAnswer, Validators};
+use edgeship::http::origin::dictionary::parse_available_dictionary;
 use edgeship::http::origin::negotiate::{AcceptedEncodings, Coding};
 use edgeship::pipeline::compress::Encoding;
 use edgeship::pipeline::hash::ContentHash;
@@ -34,13 +37,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Every target, by the name of its corpus directory.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "pattern",
     "archive",
     "codec",
     "config",
     "accept_encoding",
     "range",
+    "available_dictionary",
     "log_line",
     "log_file",
 ];
@@ -54,6 +58,7 @@ pub fn check(target: &str, data: &[u8]) -> bool {
         "config" => config(data),
         "accept_encoding" => accept_encoding(data),
         "range" => range(data),
+        "available_dictionary" => available_dictionary(data),
         "log_line" => log_line(data),
         "log_file" => log_file(data),
         _ => return false,
@@ -565,6 +570,64 @@ fn simple_range(range: &[u8], len: u64) -> Option<RangeAnswer> {
             end: len - 1,
         },
     })
+}
+
+// --- available_dictionary -------------------------------------------------------------
+
+/// `Available-Dictionary` values (`parse_available_dictionary`, input: the header value).
+///
+/// Parsing never panics; it accepts exactly optional SP/HTAB around `:<base64>:`, where
+/// the base64 is the standard, padded, canonical encoding of 32 bytes (judged here
+/// independently of the base64 crate), and a digest it returns re-encodes to the same
+/// text and parses back to itself.
+pub fn available_dictionary(data: &[u8]) {
+    let parsed = parse_available_dictionary(data);
+    let start = data
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(data.len());
+    let end = data
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |last| last + 1);
+    let trimmed = &data[start..end];
+    assert_eq!(
+        parsed.is_some(),
+        is_sf_sha256(trimmed),
+        "{data:?} parsed to {parsed:?}"
+    );
+    if let Some(hash) = parsed {
+        let encoded = BASE64.encode(hash);
+        assert_eq!(
+            &trimmed[1..trimmed.len() - 1],
+            encoded.as_bytes(),
+            "{data:?} holds the one encoding of its digest"
+        );
+        let again = format!(":{encoded}:");
+        assert_eq!(parse_available_dictionary(again.as_bytes()), Some(hash));
+    }
+}
+
+/// Whether `value` is `:<44 characters>:` holding 32 bytes in canonical standard base64:
+/// 43 alphabet characters (the last with its 2 unused bits zero), then one `=`.
+fn is_sf_sha256(value: &[u8]) -> bool {
+    let sextet = |b: u8| match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let [b':', inner @ .., b':'] = value else {
+        return false;
+    };
+    let [digits @ .., b'='] = inner else {
+        return false;
+    };
+    digits.len() == 43
+        && digits.iter().all(|b| sextet(*b).is_some())
+        && sextet(digits[42]).is_some_and(|last| last & 0b11 == 0)
 }
 
 // --- log_line -------------------------------------------------------------------------
