@@ -164,13 +164,10 @@ impl Pattern {
 fn glob_error_position(input: &str, kind: &globset::ErrorKind) -> usize {
     use globset::ErrorKind as K;
     match kind {
-        K::InvalidRange(from, to) => {
-            let range = format!("{from}-{to}");
-            classes(input)
-                .into_iter()
-                .find(|&(open, close)| input[open..close].contains(&range))
-                .map_or_else(|| input.find('[').unwrap_or(0), |(open, _)| open)
-        }
+        K::InvalidRange(..) => classes(input)
+            .into_iter()
+            .find(|&(open, close)| has_invalid_range(&input[open + 1..close]))
+            .map_or_else(|| input.find('[').unwrap_or(0), |(open, _)| open),
         K::UnclosedClass => input.find('[').unwrap_or(0),
         K::UnopenedAlternates => unopened_brace(input)
             .or_else(|| input.find('}'))
@@ -203,6 +200,28 @@ fn classes(input: &str) -> Vec<(usize, usize)> {
         }
     }
     found
+}
+
+/// Whether a class's text (between its `[` and `]`) holds a range globset refuses. Read
+/// as globset reads it: after an optional `!` or `^`, a first `]` or `-` is a member, and
+/// a `-` after a range extends it (`e-g-a` is the range `e-a`, whose text is nowhere).
+fn has_invalid_range(class: &str) -> bool {
+    let members = class.strip_prefix(['!', '^']).unwrap_or(class);
+    let mut last: Option<char> = None;
+    let mut in_range = false;
+    for (i, c) in members.chars().enumerate() {
+        match (c, last) {
+            ('-', Some(_)) if i > 0 && !in_range => in_range = true,
+            (c, Some(from)) if in_range => {
+                if c < from {
+                    return true;
+                }
+                in_range = false;
+            }
+            (c, _) => last = Some(c),
+        }
+    }
+    false
 }
 
 /// The first `}` that closes no `{`, as globset reads the glob (escapes and classes are
@@ -280,6 +299,14 @@ mod tests {
         // (found by cargo-fuzz: fuzz/regressions/pattern/).
         assert_eq!(err("/--[]za/--[]za").position, 3);
         assert_eq!(err("/z-a/[z-a]").position, 5);
+        // A `-` after a range extends it: `e-g-a` is refused as `e-a`, text found nowhere,
+        // in the second class, not the first.
+        let e = err("/a[b-c]/[e-g-a]");
+        assert_eq!(
+            (e.position, e.reason.as_str()),
+            (8, "invalid range; 'e' > 'a'")
+        );
+        assert_eq!(err("/\\[x/[!c-e-a]").position, 5);
         // A `}` that closes nothing once escapes and classes are read as globset reads them.
         assert_eq!(err("/a\\[}]").position, 4, "{}", err("/a\\[}]"));
         assert_eq!(err("/{a}\\{b}").position, 7);
