@@ -716,7 +716,7 @@ async fn a_rollback_after_a_deploy_stopped_before_its_manifest_deletes_the_delta
     ));
     faulty.set_enabled(false);
     env.deploy(faulty.clone(), &env.options(&v1)).await.unwrap();
-    let (_, before) = unnamed_deltas(&memory);
+    let (v1_manifest, before) = unnamed_deltas(&memory);
     assert_eq!(before, Vec::<String>::new());
 
     faulty.set_enabled(true);
@@ -760,7 +760,18 @@ async fn a_rollback_after_a_deploy_stopped_before_its_manifest_deletes_the_delta
         "no delta the manifest does not name"
     );
     assert!(memory.object(".edgeship/deploy-in-progress").is_none());
-    assert_remote_equals_local(&memory, &env.config, &v1);
+    let (manifest, _) = unnamed_deltas(&memory);
+    assert_eq!(manifest.assets, v1_manifest.assets);
+    for (path, entry) in &manifest.assets {
+        let (meta, _) = memory.object(path).unwrap();
+        assert_eq!(
+            meta.metadata
+                .get(edgeship_providers::object::META_HASH)
+                .map(String::as_str),
+            Some(entry.hash.as_str()),
+            "{path}: v1's bytes are back"
+        );
+    }
 }
 
 /// A rollback stopped before it could delete the deltas a stopped deploy left lists them

@@ -1255,9 +1255,10 @@ async fn a_network_lost_mid_deploy_stops_it_and_a_rollback_deploy_restores_every
         Some(overwritten as u64),
         "exactly the overwritten objects are uploaded again: {report}"
     );
-    assert_eq!(
-        report["orphan_deltas_removed"].as_u64(),
-        Some(left),
+    // Every delta key the interrupted deploy's marker listed is deleted, those it never
+    // got to store included.
+    assert!(
+        report["orphan_deltas_removed"].as_u64() >= Some(left),
         "the deltas the interrupted deploy left are deleted: {report}"
     );
     let (stored, stored_manifest, own) = read_bucket(&bucket).await;
