@@ -653,3 +653,231 @@ async fn objects_whose_retries_run_out_are_uploaded_again_in_a_later_round() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_remote_equals_local(&memory, &env.config, &site);
 }
+
+/// Two versions of the fixture site under `root`: `v1` as it is, `v2` with every script
+/// and stylesheet changed (so the deploy of v2 stores deltas of them against v1).
+fn two_versions(root: &Path) -> (PathBuf, PathBuf) {
+    let (v1, v2) = (root.join("v1"), root.join("v2"));
+    common::copy_tree(&common::fixture("site"), &v1);
+    common::copy_tree(&common::fixture("site"), &v2);
+    for entry in walkdir::WalkDir::new(&v2) {
+        let entry = entry.unwrap();
+        let comment = match entry.path().extension().and_then(|e| e.to_str()) {
+            Some("css") => "\n/* version 2 */ .v2 { color: red; }\n",
+            Some("js") => "\n;globalThis.version = 2;\n",
+            _ => continue,
+        };
+        common::append(entry.path(), comment);
+    }
+    (v1, v2)
+}
+
+/// Whether `key` looks like a delta object: `<path>.<sha-256 hex>.dcb|dcz`.
+fn is_delta_key(key: &str) -> bool {
+    key.rsplit_once('.')
+        .filter(|(_, coding)| ["dcb", "dcz"].contains(coding))
+        .and_then(|(rest, _)| rest.rsplit_once('.'))
+        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The stored manifest and the delta objects stored that it does not name.
+fn unnamed_deltas(memory: &MemoryProvider) -> (Manifest, Vec<String>) {
+    let manifest = Manifest::from_json(&memory.object(".edgeship/manifest").unwrap().1).unwrap();
+    let named: Vec<String> = manifest
+        .assets
+        .iter()
+        .flat_map(|(path, entry)| entry.deltas.iter().map(|d| d.key(path)))
+        .collect();
+    let unnamed = memory
+        .keys()
+        .into_iter()
+        .filter(|k| is_delta_key(k) && !named.contains(k))
+        .collect();
+    (manifest, unnamed)
+}
+
+/// A deploy of v2 stores its objects and deltas, then cannot store its manifest (the
+/// network goes); rolling back to v1 must delete the deltas it left: named by no manifest,
+/// an edge rule picking `<path>.<sha-256 of v1>.dcz` by `Available-Dictionary` would send
+/// v2 to a browser holding v1.
+#[tokio::test]
+async fn a_rollback_after_a_deploy_stopped_before_its_manifest_deletes_the_deltas_it_left() {
+    let env = Env::new();
+    let (v1, v2) = two_versions(env.dir.path());
+    let memory = Arc::new(MemoryProvider::default());
+    let faulty = Arc::new(Faulty::new(
+        Arc::clone(&memory),
+        FaultConfig {
+            fail_after: Some(0),
+            only: vec!["put".into()],
+            key_prefix: Some(".edgeship/manifest".into()),
+            ..Default::default()
+        },
+    ));
+    faulty.set_enabled(false);
+    env.deploy(faulty.clone(), &env.options(&v1)).await.unwrap();
+    let (v1_manifest, before) = unnamed_deltas(&memory);
+    assert_eq!(before, Vec::<String>::new());
+
+    faulty.set_enabled(true);
+    let err = env
+        .deploy(faulty.clone(), &env.options(&v2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeployError::Provider(_)), "{err:?}");
+    let (manifest, left) = unnamed_deltas(&memory);
+    assert!(
+        manifest.assets.values().all(|e| e.deltas.is_empty()),
+        "v1's manifest is still the site's"
+    );
+    assert!(
+        !left.is_empty(),
+        "the stopped deploy stored deltas of v2 against v1: {:?}",
+        memory.keys()
+    );
+    let marker: serde_json::Value =
+        serde_json::from_slice(&memory.object(".edgeship/deploy-in-progress").unwrap().1).unwrap();
+    for key in &left {
+        assert!(
+            marker["deltas"]
+                .as_array()
+                .unwrap()
+                .contains(&key.as_str().into()),
+            "the marker lists {key}: {marker}"
+        );
+    }
+
+    faulty.set_enabled(false);
+    let report = env.deploy(faulty.clone(), &env.options(&v1)).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.plan.orphan_deltas, left.len());
+    assert_eq!(report.orphan_deltas_removed, left.len() as u64);
+    assert_eq!(report.stale_deltas_removed, 0);
+    let (_, after) = unnamed_deltas(&memory);
+    assert_eq!(
+        after,
+        Vec::<String>::new(),
+        "no delta the manifest does not name"
+    );
+    assert!(memory.object(".edgeship/deploy-in-progress").is_none());
+    let (manifest, _) = unnamed_deltas(&memory);
+    assert_eq!(manifest.assets, v1_manifest.assets);
+    for (path, entry) in &manifest.assets {
+        let (meta, _) = memory.object(path).unwrap();
+        assert_eq!(
+            meta.metadata
+                .get(edgeship_providers::object::META_HASH)
+                .map(String::as_str),
+            Some(entry.hash.as_str()),
+            "{path}: v1's bytes are back"
+        );
+    }
+}
+
+/// A rollback stopped before it could delete the deltas a stopped deploy left lists them
+/// in its own marker, so the next run still deletes them.
+#[tokio::test]
+async fn deltas_of_a_stopped_deploy_are_carried_through_a_rerun_stopped_again() {
+    let env = Env::new();
+    let (v1, v2) = two_versions(env.dir.path());
+    let memory = Arc::new(MemoryProvider::default());
+    let no_manifest = Arc::new(Faulty::new(
+        Arc::clone(&memory),
+        FaultConfig {
+            fail_after: Some(0),
+            only: vec!["put".into()],
+            key_prefix: Some(".edgeship/manifest".into()),
+            ..Default::default()
+        },
+    ));
+    let no_delete = Arc::new(Faulty::new(
+        Arc::clone(&memory),
+        FaultConfig {
+            fail_after: Some(0),
+            only: vec!["delete".into()],
+            ..Default::default()
+        },
+    ));
+    env.deploy(memory.clone(), &env.options(&v1)).await.unwrap();
+    env.deploy(no_manifest, &env.options(&v2))
+        .await
+        .unwrap_err();
+    let (_, left) = unnamed_deltas(&memory);
+    assert!(!left.is_empty());
+
+    env.deploy(no_delete, &env.options(&v1)).await.unwrap_err();
+    let (_, still) = unnamed_deltas(&memory);
+    assert_eq!(still, left, "the rerun could not delete them");
+    let marker: serde_json::Value =
+        serde_json::from_slice(&memory.object(".edgeship/deploy-in-progress").unwrap().1).unwrap();
+    for key in &left {
+        assert!(
+            marker["deltas"]
+                .as_array()
+                .unwrap()
+                .contains(&key.as_str().into()),
+            "the rerun's marker carries {key}: {marker}"
+        );
+    }
+
+    let report = env.deploy(memory.clone(), &env.options(&v1)).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.orphan_deltas_removed, left.len() as u64);
+    let (_, after) = unnamed_deltas(&memory);
+    assert_eq!(after, Vec::<String>::new());
+    assert!(memory.object(".edgeship/deploy-in-progress").is_none());
+}
+
+/// v2's manifest names deltas of v2 against v1; rolling back to v1 without `--delete`
+/// must delete them (the paths hold v1 again, and a delta made against v1 decodes to v2),
+/// and they never count as files against `--max-deletes`.
+#[tokio::test]
+async fn deltas_the_new_manifest_drops_are_deleted_without_delete_and_not_counted_as_files() {
+    let env = Env::new();
+    let (v1, v2) = two_versions(env.dir.path());
+    let memory = Arc::new(MemoryProvider::default());
+    env.deploy(memory.clone(), &env.options(&v1)).await.unwrap();
+    env.deploy(memory.clone(), &env.options(&v2)).await.unwrap();
+    let (v2_manifest, unnamed) = unnamed_deltas(&memory);
+    assert_eq!(unnamed, Vec::<String>::new());
+    let v2_deltas: Vec<String> = v2_manifest
+        .assets
+        .iter()
+        .flat_map(|(path, entry)| entry.deltas.iter().map(|d| d.key(path)))
+        .collect();
+    assert!(!v2_deltas.is_empty(), "v2 has deltas against v1");
+
+    let report = env.deploy(memory.clone(), &env.options(&v1)).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let (v1_manifest, unnamed) = unnamed_deltas(&memory);
+    assert_eq!(
+        unnamed,
+        Vec::<String>::new(),
+        "no delta the manifest does not name"
+    );
+    let kept: Vec<String> = v1_manifest
+        .assets
+        .iter()
+        .flat_map(|(path, entry)| entry.deltas.iter().map(|d| d.key(path)))
+        .collect();
+    let dropped = v2_deltas.iter().filter(|k| !kept.contains(k)).count();
+    assert!(dropped > 0);
+    assert_eq!(report.plan.dropped_deltas, dropped);
+    assert_eq!(report.stale_deltas_removed, dropped as u64);
+    assert_eq!(report.deleted, 0, "no file was deleted");
+    assert_eq!(report.plan.stale_files, 0);
+    assert!(memory.object(".edgeship/deploy-in-progress").is_none());
+
+    // With `--delete` and `--max-deletes 0`: no stale file, so not refused, although
+    // the deltas v1 had are dropped again.
+    let options = DeployOptions {
+        delete: true,
+        max_deletes: 0,
+        ..env.options(&v2)
+    };
+    let report = env.deploy(memory.clone(), &options).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.plan.dropped_deltas > 0, "{:?}", report.plan);
+    let (_, unnamed) = unnamed_deltas(&memory);
+    assert_eq!(unnamed, Vec::<String>::new());
+}

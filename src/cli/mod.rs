@@ -627,6 +627,12 @@ fn print_deploy_summary(report: &crate::deploy::DeployReport) {
             d.kept, d.computed, d.dropped, d.missing_versions
         );
     }
+    if report.orphan_deltas_removed + report.stale_deltas_removed > 0 {
+        println!(
+            "  deltas no manifest names deleted: {} left by an interrupted deploy, {} no longer named",
+            report.orphan_deltas_removed, report.stale_deltas_removed
+        );
+    }
     println!(
         "  purged {} paths; {} retries, {} throttled; concurrency ended at {}; {} failures",
         report.purged_paths.len(),

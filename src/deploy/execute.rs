@@ -1,7 +1,8 @@
-//! Executing a plan: the in-progress marker, upload phases (assets, then HTML) in
-//! rounds, the manifest write, and stale deletes — in that order, so the site is never
-//! broken: a page never points at an asset that is not stored, and the manifest never
-//! names an object that is not stored.
+//! Executing a plan: the in-progress marker, deltas an interrupted deploy left that no
+//! manifest names, upload phases (assets, then HTML) in rounds, the manifest write, and
+//! stale deletes (deltas the new manifest no longer names always) — in that order, so the
+//! site is never broken: a page never points at an asset that is not stored, and the
+//! manifest never names an object that is not stored.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -67,15 +68,31 @@ impl Work<'_> {
     ) -> Result<Executed, DeployError> {
         let (site, options) = (self.site, self.options);
         let provider = site.provider();
-        let had_work = !plan.uploads.is_empty() || (options.delete && !plan.stale_keys.is_empty());
+        let had_work = !plan.uploads.is_empty()
+            || (options.delete && !plan.stale_keys.is_empty())
+            || plan.has_delta_deletes();
+        let marker_deltas = plan.marker_deltas();
         if had_work {
             let marker = Marker {
                 started: unix_now(),
                 purge: plan.purge_candidates(options.delete),
+                deltas: marker_deltas.clone(),
             };
             provider
                 .put(PutRequest::bytes(IN_PROGRESS_KEY, marker.to_bytes()))
                 .await?;
+        }
+        if !plan.orphan_deltas.is_empty() {
+            // Named by no manifest: nothing edgeship serves needs them, so they go first,
+            // before a path they sit next to is stored in another version.
+            progress.phase("orphans", plan.orphan_deltas.len() as u64, 0);
+            provider.delete_all(&plan.orphan_deltas).await?;
+            report.orphan_deltas_removed = plan.orphan_deltas.len() as u64;
+            tracing::info!(
+                site = %site.name(),
+                deltas = plan.orphan_deltas.len(),
+                "deleted the delta objects an interrupted deploy left that no manifest names"
+            );
         }
         let succeeded = upload_phases(site, plan, self.limit, progress.clone(), report).await?;
 
@@ -90,6 +107,17 @@ impl Work<'_> {
             progress.phase("delete", plan.stale_keys.len() as u64, 0);
             provider.delete_all(&plan.stale_keys).await?;
             report.deleted = plan.stale_keys.len() as u64;
+        }
+        let unnamed = unnamed_deltas(&marker_deltas, &manifest, plan, delete_now);
+        if !unnamed.is_empty() {
+            progress.phase("deltas", unnamed.len() as u64, 0);
+            provider.delete_all(&unnamed).await?;
+            report.stale_deltas_removed = unnamed.len() as u64;
+            tracing::info!(
+                site = %site.name(),
+                deltas = unnamed.len(),
+                "deleted the delta objects the new manifest no longer names"
+            );
         }
         Ok(Executed {
             manifest,
@@ -183,6 +211,34 @@ fn next_manifest(
         }
     }
     manifest
+}
+
+/// The delta keys among `candidates` (what the deploy's marker lists) that `manifest`
+/// does not name and that were not deleted already (orphans, or stale objects removed by
+/// `--delete`): a deploy leaves no delta its manifest does not name, since an edge rule
+/// choosing a delta by path and `Available-Dictionary` would serve it for a version the
+/// path no longer holds.
+fn unnamed_deltas(
+    candidates: &[String],
+    manifest: &Manifest,
+    plan: &Plan,
+    delete_now: bool,
+) -> Vec<String> {
+    let named: BTreeSet<String> = manifest
+        .assets
+        .iter()
+        .flat_map(|(path, entry)| plan::entry_keys(path, entry))
+        .collect();
+    let done: BTreeSet<&String> = plan
+        .orphan_deltas
+        .iter()
+        .chain(plan.stale_keys.iter().filter(|_| delete_now))
+        .collect();
+    candidates
+        .iter()
+        .filter(|key| !named.contains(*key) && !done.contains(key))
+        .cloned()
+        .collect()
 }
 
 /// Stores the manifest with its hash as metadata (so readers validate their cached copy

@@ -9,7 +9,9 @@
 //! 4. Execute with adaptive concurrency: non-HTML objects, then HTML (a page never points
 //!    at an asset that is not there yet), then the manifest (it never names an object that
 //!    is not stored), then stale deletes (only with `--delete`, refused above
-//!    `--max-deletes`), then a purge of changed paths.
+//!    `--max-deletes`), then a purge of changed paths. Delta objects (RFC 9842) no manifest
+//!    names are deleted always: those an interrupted deploy left (its marker lists them)
+//!    before the uploads, those the new manifest drops after it is stored.
 //!
 //! Provider calls go through retry (backoff + full jitter, Retry-After) and a circuit
 //! breaker; a provider that is down or rejects our credentials stops the deploy at once
@@ -178,6 +180,11 @@ pub struct PlanSummary {
     pub stale_files: usize,
     /// Stale objects (keys) on the site.
     pub stale_objects: usize,
+    /// Delta objects an interrupted deploy left that no manifest names (deleted).
+    pub orphan_deltas: usize,
+    /// Delta objects the site's manifest names that this deploy no longer stores
+    /// (deleted once its manifest is stored, without `--delete` too).
+    pub dropped_deltas: usize,
 }
 
 impl PlanSummary {
@@ -190,6 +197,8 @@ impl PlanSummary {
             resumed: plan.resumed,
             stale_files: plan.stale_paths.len(),
             stale_objects: plan.stale_keys.len(),
+            orphan_deltas: plan.orphan_deltas.len(),
+            dropped_deltas: plan.dropped_deltas.len(),
         }
     }
 }
@@ -218,6 +227,13 @@ pub struct DeployReport {
     pub uploaded_bytes: u64,
     /// Objects deleted.
     pub deleted: u64,
+    /// Delta objects an interrupted deploy stored that no manifest names, deleted before
+    /// the uploads (an edge rule picking deltas by path could otherwise serve them).
+    pub orphan_deltas_removed: u64,
+    /// Delta objects the new manifest no longer names (the site's manifest named them, or
+    /// an asset whose upload failed went up in part), deleted after it was stored; without
+    /// `--delete` too, and never counted against `--max-deletes` (they are not files).
+    pub stale_deltas_removed: u64,
     /// Items purged from the CDN (wildcards first, then paths).
     pub purged_paths: Vec<String>,
     /// The purge job, when there was something to purge.
@@ -421,7 +437,9 @@ impl Deployer {
         let desired = plan::desired_objects(&assets);
         let found = remote::stored_objects(site, &remote, &desired, &limit).await?;
         let manifest = remote_manifest;
-        let make_plan = |desired| {
+        let make_plan = |desired: Vec<plan::DesiredObject>| {
+            let desired_keys: std::collections::BTreeSet<String> =
+                desired.iter().map(|o| o.key.clone()).collect();
             let mut plan = if found.checked_all {
                 Plan::build_checked(desired, manifest, &found.stored)
             } else {
@@ -433,6 +451,7 @@ impl Deployer {
             }
             plan.interrupted = remote.interrupted;
             plan.carried_purges = remote.unpurged.clone();
+            plan.carry_deltas(&remote.unfinished_deltas, manifest, &desired_keys);
             plan
         };
         let mut plan = make_plan(desired);

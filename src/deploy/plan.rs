@@ -274,6 +274,20 @@ pub struct Plan {
     /// stored their new objects, or its manifest, without purging them, so this deploy
     /// purges them with its own changes.
     pub carried_purges: Vec<String>,
+    /// Delta keys the interrupted deploy's marker lists (see
+    /// [`super::remote::Marker::deltas`]): this deploy lists them in its own marker too, so
+    /// a rerun stopped again still finds them, and deletes those its manifest does not name.
+    pub carried_deltas: Vec<String>,
+    /// Of the carried deltas, those neither the site's manifest nor this deploy names: left
+    /// by the interrupted deploy, served by nothing edgeship knows of but possibly by an
+    /// edge rule that picks a delta by path. Deleted before the uploads.
+    pub orphan_deltas: Vec<String>,
+    /// Deltas the site's manifest names for a path this deploy still has and that it no
+    /// longer stores (made against a version no longer kept, a coding turned off, a path
+    /// rolled back). Deleted once the new manifest is stored, with or without `--delete`:
+    /// they are derived objects, not files, and an edge rule would serve one made for a
+    /// version the path no longer holds.
+    pub dropped_deltas: Vec<String>,
 }
 
 impl Plan {
@@ -290,6 +304,52 @@ impl Plan {
             paths.extend(&self.stale_paths);
         }
         paths.into_iter().cloned().collect()
+    }
+
+    /// Takes in the delta keys an interrupted deploy listed (`unfinished`): all are carried
+    /// into this deploy's marker, and those that neither `remote` nor `desired` (this
+    /// deploy's object keys) names become [`Plan::orphan_deltas`].
+    pub fn carry_deltas(
+        &mut self,
+        unfinished: &[String],
+        remote: &Manifest,
+        desired: &BTreeSet<String>,
+    ) {
+        let named: BTreeSet<String> = remote
+            .assets
+            .iter()
+            .flat_map(|(path, entry)| entry_keys(path, entry))
+            .collect();
+        let carried: BTreeSet<&String> = unfinished.iter().collect();
+        self.orphan_deltas = carried
+            .iter()
+            .filter(|key| !desired.contains(key.as_str()) && !named.contains(key.as_str()))
+            .map(|key| key.to_string())
+            .collect();
+        self.carried_deltas = carried.into_iter().cloned().collect();
+    }
+
+    /// The delta keys this deploy may leave behind if it is stopped: those it carries, those
+    /// it uploads and those it drops. Its marker lists them (call before the uploads run).
+    pub fn marker_deltas(&self) -> Vec<String> {
+        let keys: BTreeSet<&String> = self
+            .carried_deltas
+            .iter()
+            .chain(&self.dropped_deltas)
+            .chain(
+                self.uploads
+                    .iter()
+                    .filter(|u| u.object.delta.is_some())
+                    .map(|u| &u.object.key),
+            )
+            .collect();
+        keys.into_iter().cloned().collect()
+    }
+
+    /// Whether there are delta objects to delete, which is work even when nothing is
+    /// uploaded.
+    pub fn has_delta_deletes(&self) -> bool {
+        !self.orphan_deltas.is_empty() || !self.dropped_deltas.is_empty()
     }
 
     /// Builds a plan from the desired objects and what the site has. `remote` is the
@@ -335,6 +395,16 @@ impl Plan {
             }
             if !local_paths.contains(path.as_str()) {
                 plan.stale_paths.push(path.clone());
+            } else {
+                // A stale path's deltas go with it (`--delete`); until then the manifest
+                // keeps its entry, and the path the version they were made for.
+                plan.dropped_deltas.extend(
+                    entry
+                        .deltas
+                        .iter()
+                        .map(|d| d.key(path))
+                        .filter(|key| !desired_keys.contains(key.as_str())),
+                );
             }
         }
         let mut html = Vec::new();
@@ -526,5 +596,59 @@ mod tests {
         );
         assert_eq!(plan.changed_paths, ["a.js"], "it may be cached: purged");
         assert_eq!(plan.unchanged, 1);
+    }
+
+    /// Deltas the manifest names for a path still deployed and no longer made are dropped
+    /// (deleted without `--delete`); a stale path's go with it. Of the deltas an
+    /// interrupted deploy listed, those named nowhere are orphans.
+    #[test]
+    fn dropped_and_orphan_deltas() {
+        use crate::pipeline::manifest::Delta;
+        let delta = |from: &[u8]| Delta {
+            from: Sha256::of(from),
+            base: serde_json::from_value::<ContentHash>(serde_json::json!("b")).unwrap(),
+            encoding: DeltaEncoding::Dcz,
+            size: 5,
+        };
+        let mut kept = entry("v2", &[]);
+        kept.deltas = vec![delta(b"v0"), delta(b"v1")];
+        let mut gone = entry("g", &[]);
+        gone.deltas = vec![delta(b"g0")];
+        let remote = Manifest {
+            assets: BTreeMap::from([("a.js".to_string(), kept), ("gone.js".to_string(), gone)]),
+            ..Manifest::default()
+        };
+        let identity = object("a.js", "v3", None, false);
+        let new_delta = DesiredObject {
+            key: delta(b"v0").key("a.js"),
+            delta: Some(DeltaObject {
+                encoding: DeltaEncoding::Dcz,
+                from: Sha256::of(b"v0"),
+            }),
+            ..identity.clone()
+        };
+        let desired = vec![identity, new_delta];
+        let desired_keys: BTreeSet<String> = desired.iter().map(|o| o.key.clone()).collect();
+        let mut plan = Plan::build(desired, &remote, &BTreeMap::new());
+        let (v0, v1, g0) = (
+            delta(b"v0").key("a.js"),
+            delta(b"v1").key("a.js"),
+            delta(b"g0").key("gone.js"),
+        );
+        assert_eq!(plan.dropped_deltas, [v1.clone()]);
+        assert!(plan.stale_keys.contains(&v1) && plan.stale_keys.contains(&g0));
+
+        let v9 = delta(b"v9").key("a.js");
+        plan.carry_deltas(
+            &[v9.clone(), v0.clone(), v1.clone(), v9.clone()],
+            &remote,
+            &desired_keys,
+        );
+        assert_eq!(plan.orphan_deltas, [v9.clone()]);
+        assert_eq!(plan.carried_deltas.len(), 3);
+        let mut marker = vec![v0, v1, v9];
+        marker.sort();
+        assert_eq!(plan.marker_deltas(), marker);
+        assert!(plan.has_delta_deletes());
     }
 }

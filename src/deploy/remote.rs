@@ -28,6 +28,14 @@ pub struct Marker {
     /// the rerun finds them here and purges them, although to it they look unchanged.
     #[serde(default)]
     pub purge: Vec<String>,
+    /// The delta objects (`<path>.<sha-256>.dcb|dcz`) the deploy may store or delete: its
+    /// delta uploads, the deltas it drops, and those an interrupted deploy before it
+    /// listed. A deploy stopped after storing some leaves them named by no manifest, and
+    /// an edge rule that picks a delta by path and `Available-Dictionary` alone would send
+    /// one after a rollback (a newer version to a browser holding the older); the rerun
+    /// finds them here and deletes those its manifest does not name.
+    #[serde(default)]
+    pub deltas: Vec<String>,
 }
 
 impl Marker {
@@ -47,6 +55,9 @@ pub struct RemoteState {
     pub interrupted: bool,
     /// The paths the interrupted deploy's marker says it was going to purge.
     pub unpurged: Vec<String>,
+    /// The delta keys the interrupted deploy's marker says it may have stored or left
+    /// (see [`Marker::deltas`]).
+    pub unfinished_deltas: Vec<String>,
 }
 
 impl RemoteState {
@@ -54,20 +65,21 @@ impl RemoteState {
     pub async fn load(site: &Target) -> Result<Self, DeployError> {
         let manifest = site.manifest().await?;
         let marker = site.provider().get_opt(IN_PROGRESS_KEY).await?;
-        let unpurged = match &marker {
+        let left = match &marker {
             Some((_, bytes)) => match serde_json::from_slice::<Marker>(bytes) {
-                Ok(marker) => marker.purge,
+                Ok(marker) => marker,
                 Err(err) => {
-                    tracing::warn!(site = %site.name(), error = %err, "the interrupted deploy's marker is unreadable; its paths are not purged again");
-                    Vec::new()
+                    tracing::warn!(site = %site.name(), error = %err, "the interrupted deploy's marker is unreadable; its paths are not purged again and its deltas not looked for");
+                    Marker::default()
                 }
             },
-            None => Vec::new(),
+            None => Marker::default(),
         };
         Ok(Self {
             manifest,
             interrupted: marker.is_some(),
-            unpurged,
+            unpurged: left.purge,
+            unfinished_deltas: left.deltas,
         })
     }
 
