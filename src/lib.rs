@@ -27,6 +27,8 @@
 //! - [`http`]: the actix-web service behind `edgeship serve`.
 //! - [`api_keys`]: API keys (hashed, scoped, expiring, revocable); [`audit`]: the
 //!   append-only audit log of deploy, purge, key and auth events.
+//! - [`edge_rules`]: the nginx config, Cloudflare Worker and CloudFront Function that let
+//!   an edge pick a site's variants and dictionary deltas as the origin does.
 //! - [`cli`]: argument parsing and the command implementations used by `main.rs`.
 //!
 //! Providers (where assets are stored and purged) live in the `edgeship-providers` crate.
@@ -40,6 +42,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod edge_rules;
 pub mod home;
 pub mod http;
 pub mod jobs;

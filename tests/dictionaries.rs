@@ -10,77 +10,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::http::TestApp;
+use common::releases::{NEW_BUNDLE, OLD_BUNDLE, copy_of_fixtures, two_releases};
 use edgeship::pipeline::delta::{DeltaEncoding, Sha256};
 use edgeship::pipeline::manifest::Manifest;
 use serde_json::Value;
-
-const OLD_BUNDLE: &str = "assets/app.3f9c2a1b.js";
-const NEW_BUNDLE: &str = "assets/app.9d8e7f6a.js";
-
-/// Two releases of the fixture site: v1 with its bundle marking the page `v1`; v2 with
-/// the bundle renamed to a new fingerprint, marking the page `v2`, and one feature
-/// changed — the rest of the site as it was.
-fn two_releases() -> (tempfile::TempDir, tempfile::TempDir) {
-    let original = std::fs::read_to_string(common::fixture("site").join(OLD_BUNDLE)).unwrap();
-    let v1 = copy_of_fixtures();
-    std::fs::write(
-        v1.path().join(OLD_BUNDLE),
-        format!("document.documentElement.dataset.release = \"v1\";\n{original}"),
-    )
-    .unwrap();
-    let v2 = copy_of_fixtures();
-    std::fs::remove_file(v2.path().join(OLD_BUNDLE)).unwrap();
-    let changed = original.replace("debounce(", "debounce( /* v2 */");
-    std::fs::write(
-        v2.path().join(NEW_BUNDLE),
-        format!(
-            "document.documentElement.dataset.release = \"v2\";\n{changed}\nexport const releasedAt = \"2026-12-03\";\n"
-        ),
-    )
-    .unwrap();
-    for page in [
-        "index.html",
-        "about/index.html",
-        "blog/index.html",
-        "blog/hello-world/index.html",
-    ] {
-        let path = v2.path().join(page);
-        let html = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, html.replace("app.3f9c2a1b.js", "app.9d8e7f6a.js")).unwrap();
-    }
-    (v1, v2)
-}
-
-fn copy_of_fixtures() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    common::copy_tree(&common::fixture("site"), dir.path());
-    dir
-}
-
-async fn deploy_dir(app: &TestApp, dir: &Path) -> Value {
-    let auth = format!("Bearer {}", app.admin);
-    let started = app
-        .call(
-            "POST",
-            "/v1/sites/default/deploys",
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/gzip"),
-            ],
-            &common::tar_gz_of(dir),
-        )
-        .await;
-    assert_eq!(
-        started.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&started.body)
-    );
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    let job = app.finished_deploy(&auth, &id).await;
-    assert_eq!(job["status"], "done", "{job}");
-    job
-}
 
 fn site_manifest(app: &TestApp) -> Manifest {
     let path = app.data.path().join("sites/default/.edgeship/manifest");
@@ -121,7 +54,7 @@ async fn browse_across_a_redeploy(app: &TestApp, v2: &Path) -> Value {
         "ready",
         "the first load did not finish"
     );
-    deploy_dir(app, v2).await;
+    app.deploy_dir(v2).await;
     node.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let report = tokio::task::spawn_blocking(move || lines.next())
         .await
@@ -147,7 +80,7 @@ fn bundle(load: &Value, path: &str) -> Value {
 async fn returning_visitor_gets_a_delta(encoding: DeltaEncoding) {
     let app = app_with(vec![encoding]).await;
     let (v1, v2) = two_releases();
-    deploy_dir(&app, v1.path()).await;
+    app.deploy_dir(v1.path()).await;
     let old = site_manifest(&app).assets[OLD_BUNDLE].clone();
     let offer = old
         .dictionary
@@ -246,8 +179,8 @@ async fn chromium_holding_the_old_bundle_gets_the_new_one_as_a_dcb_delta() {
 async fn wrong_unknown_or_malformed_dictionaries_fall_back_to_br() {
     let app = app_with(vec![DeltaEncoding::Dcz, DeltaEncoding::Dcb]).await;
     let (v1, v2) = two_releases();
-    deploy_dir(&app, v1.path()).await;
-    deploy_dir(&app, v2.path()).await;
+    app.deploy_dir(v1.path()).await;
+    app.deploy_dir(v2.path()).await;
     let manifest = site_manifest(&app);
     let old = &manifest.assets[OLD_BUNDLE];
     let new = &manifest.assets[NEW_BUNDLE];

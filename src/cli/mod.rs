@@ -4,6 +4,7 @@
 //! configuration error, 3 refused (a safety check said no).
 
 mod deploys;
+mod edge_rules;
 mod keys;
 mod logs;
 mod purge;
@@ -121,6 +122,15 @@ pub enum Command {
     /// A site's deploy history (`deploys list --site S`).
     #[command(subcommand)]
     Deploys(deploys::DeploysCommand),
+    /// Print the configuration that lets an edge (nginx, a Cloudflare Worker, a CloudFront
+    /// Function) pick a site's variants and dictionary deltas as edgeship's origin does.
+    ///
+    /// A site with the `variants` strategy stores each asset as its identity plus br/gzip/zstd
+    /// siblings and delta variants; an object store cannot choose among them. The printed
+    /// configuration does, per request, from Accept-Encoding and Available-Dictionary, and
+    /// adds Vary and Use-As-Dictionary. Exit codes: 0 done, 2 no manifest yet, a site this
+    /// edge cannot serve, or a table too large for the edge.
+    EdgeRules(edge_rules::EdgeRulesArgs),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -351,6 +361,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Keys(command) => keys::run(&config, &command),
         Command::Logs(command) => logs::run(&config, &command),
         Command::Deploys(command) => deploys::run(&config, &command),
+        Command::EdgeRules(args) => edge_rules::run(&config, &args),
     }
 }
 

@@ -268,6 +268,25 @@ pub fn decode(
     Ok(out)
 }
 
+/// The `Use-As-Dictionary` value (RFC 9842) for a match pattern: `match="<pattern>"` as
+/// a structured-field dictionary (`"` and `\` escaped). `None` when the pattern is not
+/// printable ASCII, which a structured-field string cannot hold.
+pub fn use_as_dictionary(pattern: &str) -> Option<String> {
+    let mut value = String::with_capacity(pattern.len() + 9);
+    value.push_str("match=\"");
+    for c in pattern.chars() {
+        if !(' '..='~').contains(&c) {
+            return None;
+        }
+        if c == '"' || c == '\\' {
+            value.push('\\');
+        }
+        value.push(c);
+    }
+    value.push('"');
+    Some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,6 +150,32 @@ impl TestApp {
         self.finished_deploy(auth, &id).await
     }
 
+    /// Deploys `dir` to site `default` through the HTTP API; returns the finished job.
+    pub async fn deploy_dir(&self, dir: &std::path::Path) -> serde_json::Value {
+        let auth = format!("Bearer {}", self.admin);
+        let started = self
+            .call(
+                "POST",
+                "/v1/sites/default/deploys",
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/gzip"),
+                ],
+                &super::tar_gz_of(dir),
+            )
+            .await;
+        assert_eq!(
+            started.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&started.body)
+        );
+        let id = started.json()["id"].as_str().unwrap().to_string();
+        let job = self.finished_deploy(&auth, &id).await;
+        assert_eq!(job["status"], "done", "{job}");
+        job
+    }
+
     /// Polls a deploy job until it leaves `queued` / `running`.
     pub async fn finished_deploy(&self, auth: &str, id: &str) -> serde_json::Value {
         let mut job = serde_json::Value::Null;

@@ -4,6 +4,7 @@
 pub mod fault_proxy;
 pub mod http;
 pub mod redis;
+pub mod releases;
 pub mod s3;
 
 use std::collections::BTreeMap;

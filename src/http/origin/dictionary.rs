@@ -46,19 +46,7 @@ pub fn parse_available_dictionary(value: &[u8]) -> Option<[u8; 32]> {
 /// structured-field dictionary (`"` and `\` escaped). `None` when the pattern is not
 /// printable ASCII.
 pub fn use_as_dictionary_value(pattern: &str) -> Option<HeaderValue> {
-    let mut value = String::with_capacity(pattern.len() + 9);
-    value.push_str("match=\"");
-    for c in pattern.chars() {
-        if !(' '..='~').contains(&c) {
-            return None;
-        }
-        if c == '"' || c == '\\' {
-            value.push('\\');
-        }
-        value.push(c);
-    }
-    value.push('"');
-    HeaderValue::from_str(&value).ok()
+    HeaderValue::from_str(&crate::pipeline::delta::use_as_dictionary(pattern)?).ok()
 }
 
 /// The delta to send for `req`, if any (see the module docs).
