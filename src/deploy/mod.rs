@@ -227,8 +227,9 @@ pub struct DeployReport {
     pub uploaded_bytes: u64,
     /// Objects deleted.
     pub deleted: u64,
-    /// Delta objects an interrupted deploy stored that no manifest names, deleted before
-    /// the uploads (an edge rule picking deltas by path could otherwise serve them).
+    /// Delta keys an interrupted deploy listed that no manifest names, deleted before the
+    /// uploads whether or not it had stored them (an edge rule picking deltas by path
+    /// could otherwise serve them).
     pub orphan_deltas_removed: u64,
     /// Delta objects the new manifest no longer names (the site's manifest named them, or
     /// an asset whose upload failed went up in part), deleted after it was stored; without
