@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::http::TestApp;
-use common::releases::{NEW_BUNDLE, OLD_BUNDLE, copy_of_fixtures, two_releases};
+use common::releases::{NEW_BUNDLE, OLD_BUNDLE, two_releases};
 use edgeship::pipeline::delta::{DeltaEncoding, Sha256};
 use edgeship::pipeline::manifest::Manifest;
 use serde_json::Value;

@@ -635,7 +635,7 @@ mod tests {
             delta(b"v1").key("a.js"),
             delta(b"g0").key("gone.js"),
         );
-        assert_eq!(plan.dropped_deltas, [v1.clone()]);
+        assert_eq!(plan.dropped_deltas, std::slice::from_ref(&v1));
         assert!(plan.stale_keys.contains(&v1) && plan.stale_keys.contains(&g0));
 
         let v9 = delta(b"v9").key("a.js");
@@ -644,7 +644,7 @@ mod tests {
             &remote,
             &desired_keys,
         );
-        assert_eq!(plan.orphan_deltas, [v9.clone()]);
+        assert_eq!(plan.orphan_deltas, std::slice::from_ref(&v9));
         assert_eq!(plan.carried_deltas.len(), 3);
         let mut marker = vec![v0, v1, v9];
         marker.sort();
