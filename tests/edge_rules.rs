@@ -317,11 +317,19 @@ async fn wait_for_port(port: u16, child: &mut Child) {
     panic!("nothing listens on {port}");
 }
 
-/// Kills a child process when dropped.
-struct Killed(Child);
+/// Closes a child's standard input and waits for it to exit (killing it after 20 s),
+/// when dropped.
+struct Closed(Child);
 
-impl Drop for Killed {
+impl Drop for Closed {
     fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        for _ in 0..200 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -485,7 +493,9 @@ async fn a_cloudflare_worker_answers_as_the_origin_does() {
         .unwrap()
         .expect("no line from tests/js/edge-worker.mjs")
         .unwrap();
-    let _worker = Killed(child);
+    // Closing its standard input makes the harness dispose of miniflare, which stops
+    // workerd (a SIGKILL would leave workerd running).
+    let _worker = Closed(child);
     let mut words = line.split(' ');
     assert_eq!(words.next(), Some("ready"), "{line}");
     let base = words.next().unwrap().to_string();
