@@ -696,6 +696,20 @@ fn unnamed_deltas(memory: &MemoryProvider) -> (Manifest, Vec<String>) {
     (manifest, unnamed)
 }
 
+/// `memory` behind a fault layer that fails every PUT of the manifest: a deploy stores
+/// its objects and deltas, then cannot publish.
+fn failing_manifest_puts(memory: &Arc<MemoryProvider>) -> Arc<Faulty<Arc<MemoryProvider>>> {
+    Arc::new(Faulty::new(
+        Arc::clone(memory),
+        FaultConfig {
+            fail_after: Some(0),
+            only: vec!["put".into()],
+            key_prefix: Some(".edgeship/manifest".into()),
+            ..Default::default()
+        },
+    ))
+}
+
 /// A deploy of v2 stores its objects and deltas, then cannot store its manifest (the
 /// network goes); rolling back to v1 must delete the deltas it left: named by no manifest,
 /// an edge rule picking `<path>.<sha-256 of v1>.dcz` by `Available-Dictionary` would send
@@ -705,15 +719,7 @@ async fn a_rollback_after_a_deploy_stopped_before_its_manifest_deletes_the_delta
     let env = Env::new();
     let (v1, v2) = two_versions(env.dir.path());
     let memory = Arc::new(MemoryProvider::default());
-    let faulty = Arc::new(Faulty::new(
-        Arc::clone(&memory),
-        FaultConfig {
-            fail_after: Some(0),
-            only: vec!["put".into()],
-            key_prefix: Some(".edgeship/manifest".into()),
-            ..Default::default()
-        },
-    ));
+    let faulty = failing_manifest_puts(&memory);
     faulty.set_enabled(false);
     env.deploy(faulty.clone(), &env.options(&v1)).await.unwrap();
     let (v1_manifest, before) = unnamed_deltas(&memory);
@@ -781,15 +787,7 @@ async fn deltas_of_a_stopped_deploy_are_carried_through_a_rerun_stopped_again() 
     let env = Env::new();
     let (v1, v2) = two_versions(env.dir.path());
     let memory = Arc::new(MemoryProvider::default());
-    let no_manifest = Arc::new(Faulty::new(
-        Arc::clone(&memory),
-        FaultConfig {
-            fail_after: Some(0),
-            only: vec!["put".into()],
-            key_prefix: Some(".edgeship/manifest".into()),
-            ..Default::default()
-        },
-    ));
+    let no_manifest = failing_manifest_puts(&memory);
     let no_delete = Arc::new(Faulty::new(
         Arc::clone(&memory),
         FaultConfig {

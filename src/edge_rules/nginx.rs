@@ -82,15 +82,16 @@ pub fn render(site: &EdgeSite<'_>, options: &Options) -> Result<String, EdgeRule
         longest = longest.max(uri.len());
         let value =
             |what: &str, v: &str| quoted(v).ok_or_else(|| unwritable(path, what.to_owned()));
-        types.push((uri.clone(), value("Content-Type", &entry.content_type)?));
+        let content_type = value("Content-Type", &entry.content_type)?;
         if let Some((_, extension)) = path.rsplit_once('.')
             && !extension.contains('/')
             && extension.chars().all(|c| c.is_ascii_alphanumeric())
         {
             by_extension
                 .entry(extension.to_ascii_lowercase())
-                .or_insert_with(|| types[types.len() - 1].1.clone());
+                .or_insert_with(|| content_type.clone());
         }
+        types.push((uri.clone(), content_type));
         cache_control.push((uri.clone(), value("Cache-Control", &entry.cache_control)?));
         varies.push((uri.clone(), quoted(vary(entry)).unwrap_or_default()));
         if let Some(offer) = &entry.dictionary
@@ -197,25 +198,24 @@ pub fn render(site: &EdgeSite<'_>, options: &Options) -> Result<String, EdgeRule
         out,
         "map \"$uri|${v}_path\" ${v}_coding {{\n    \"~^(.*)\\.[0-9a-f]{{64}}\\.dcz\\|\\1$\" dcz;\n    \"~^(.*)\\.[0-9a-f]{{64}}\\.dcb\\|\\1$\" dcb;\n    \"~^(.*)\\.br\\|\\1$\" br;\n    \"~^(.*)\\.zst\\|\\1$\" zstd;\n    \"~^(.*)\\.gz\\|\\1$\" gzip;\n    default ${v}_single;\n}}"
     );
-    let table = |out: &mut String, comment: &str, name: &str, rows: &[(String, String)]| {
-        let default = if name == "type" {
-            format!("${v}_type_by_extension")
-        } else {
-            "\"\"".to_owned()
+    // A map from the request's path to one header's value, `default` for other paths.
+    let table =
+        |out: &mut String, comment: &str, name: &str, default: &str, rows: &[(String, String)]| {
+            let _ = writeln!(
+                out,
+                "\n# {comment}\nmap ${v}_path ${v}_{name} {{\n    default {default};"
+            );
+            for (uri, value) in rows {
+                let _ = writeln!(out, "    {uri} {value};");
+            }
+            out.push_str("}\n");
         };
-        let _ = writeln!(
-            out,
-            "\n# {comment}\nmap ${v}_path ${v}_{name} {{\n    default {default};"
-        );
-        for (uri, value) in rows {
-            let _ = writeln!(out, "    {uri} {value};");
-        }
-        out.push_str("}\n");
-    };
+    let none = "\"\"";
     table(
         &mut out,
         "`single:<enc>` paths: the file itself is encoded.",
         "single",
+        none,
         &singles,
     );
     let _ = writeln!(
@@ -226,24 +226,39 @@ pub fn render(site: &EdgeSite<'_>, options: &Options) -> Result<String, EdgeRule
         let _ = writeln!(out, "    \"~*\\.{extension}$\" {content_type};");
     }
     out.push_str("}\n");
-    table(&mut out, "Content-Type per path.", "type", &types);
+    let by_extension = format!("${v}_type_by_extension");
+    table(
+        &mut out,
+        "Content-Type per path.",
+        "type",
+        &by_extension,
+        &types,
+    );
     table(
         &mut out,
         "Cache-Control per path.",
         "cache_control",
+        none,
         &cache_control,
     );
-    table(&mut out, "Vary per path.", "vary", &varies);
+    table(&mut out, "Vary per path.", "vary", none, &varies);
     table(
         &mut out,
         "Use-As-Dictionary per path (RFC 9842).",
         "dictionary",
+        none,
         &offers,
     );
     let mut extra_headers = Vec::new();
     for (i, (name, rows)) in extra.iter().enumerate() {
         let var = format!("header_{i}");
-        table(&mut out, &format!("`{name}` per path (rules)."), &var, rows);
+        table(
+            &mut out,
+            &format!("`{name}` per path (rules)."),
+            &var,
+            none,
+            rows,
+        );
         extra_headers.push((name.clone(), var));
     }
 

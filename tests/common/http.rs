@@ -129,36 +129,27 @@ impl TestApp {
     /// Uploads the fixture site to the default site over HTTP with `auth` and waits for
     /// the deploy to finish; returns the finished job.
     pub async fn deploy_fixtures(&self, auth: &str) -> serde_json::Value {
+        self.upload_and_wait(auth, &super::fixture("site")).await
+    }
+
+    /// Deploys `dir` to site `default` through the HTTP API with the admin key; returns
+    /// the finished job, which must be `done`.
+    pub async fn deploy_dir(&self, dir: &std::path::Path) -> serde_json::Value {
+        let auth = format!("Bearer {}", self.admin);
+        let job = self.upload_and_wait(&auth, dir).await;
+        assert_eq!(job["status"], "done", "{job}");
+        job
+    }
+
+    /// Uploads `dir` as a deploy of site `default` with `auth` (it must be accepted) and
+    /// waits for the job to finish; returns it.
+    async fn upload_and_wait(&self, auth: &str, dir: &std::path::Path) -> serde_json::Value {
         let started = self
             .call(
                 "POST",
                 "/v1/sites/default/deploys",
                 &[
                     ("authorization", auth),
-                    ("content-type", "application/gzip"),
-                ],
-                &super::tar_gz_of(&super::fixture("site")),
-            )
-            .await;
-        assert_eq!(
-            started.status,
-            202,
-            "{}",
-            String::from_utf8_lossy(&started.body)
-        );
-        let id = started.json()["id"].as_str().unwrap().to_string();
-        self.finished_deploy(auth, &id).await
-    }
-
-    /// Deploys `dir` to site `default` through the HTTP API; returns the finished job.
-    pub async fn deploy_dir(&self, dir: &std::path::Path) -> serde_json::Value {
-        let auth = format!("Bearer {}", self.admin);
-        let started = self
-            .call(
-                "POST",
-                "/v1/sites/default/deploys",
-                &[
-                    ("authorization", auth.as_str()),
                     ("content-type", "application/gzip"),
                 ],
                 &super::tar_gz_of(dir),
@@ -171,9 +162,7 @@ impl TestApp {
             String::from_utf8_lossy(&started.body)
         );
         let id = started.json()["id"].as_str().unwrap().to_string();
-        let job = self.finished_deploy(&auth, &id).await;
-        assert_eq!(job["status"], "done", "{job}");
-        job
+        self.finished_deploy(auth, &id).await
     }
 
     /// Polls a deploy job until it leaves `queued` / `running`.
