@@ -113,6 +113,23 @@ fn describe() {
     );
 }
 
+/// One series pair of [`record_request`]: the request counter and duration histogram of
+/// a route, method and status.
+struct RequestSeries {
+    method: &'static str,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    /// Each worker thread's handles, by route: the registry's lookup (label strings
+    /// built, keys hashed) is done once per series and thread, not on every request.
+    /// Bounded: routes are patterns, methods and statuses few.
+    static REQUEST_SERIES: std::cell::RefCell<std::collections::HashMap<String, Vec<RequestSeries>>> =
+        std::cell::RefCell::default();
+}
+
 /// Counts one answered request and its duration. `route` is the matched pattern, or
 /// `None` when no route matched (an origin file, or an unknown API path).
 pub fn record_request(
@@ -123,9 +140,9 @@ pub fn record_request(
     elapsed: Duration,
 ) {
     let route = match route {
-        Some(pattern) => pattern.to_owned(),
-        None if path == "/v1" || path.starts_with("/v1/") => "unmatched".to_owned(),
-        None => "origin".to_owned(),
+        Some(pattern) => pattern,
+        None if path == "/v1" || path.starts_with("/v1/") => "unmatched",
+        None => "origin",
     };
     use actix_web::http::Method;
     let method = match *method {
@@ -138,8 +155,27 @@ pub fn record_request(
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
     };
-    metrics::counter!(names::REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(names::DURATION, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+    REQUEST_SERIES.with_borrow_mut(|series| {
+        let of_route = match series.get_mut(route) {
+            Some(of_route) => of_route,
+            None => series.entry(route.to_owned()).or_default(),
+        };
+        let found = match of_route
+            .iter()
+            .position(|s| s.method == method && s.status == status)
+        {
+            Some(i) => &of_route[i],
+            None => {
+                of_route.push(RequestSeries {
+                    method,
+                    status,
+                    requests: metrics::counter!(names::REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status.to_string()),
+                    duration: metrics::histogram!(names::DURATION, "route" => route.to_owned(), "method" => method),
+                });
+                &of_route[of_route.len() - 1]
+            }
+        };
+        found.requests.increment(1);
+        found.duration.record(elapsed.as_secs_f64());
+    });
 }
