@@ -3,7 +3,7 @@
 //! real API does; see `edgeship_providers::cloudflare::testing`).
 //!
 //! ```text
-//! fake_cdn serve
+//! cargo test --bench fake_cdn -- serve
 //! ```
 //!
 //! Prints one JSON line with the fake's base URL, token, zone and account, then serves
