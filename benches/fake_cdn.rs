@@ -11,7 +11,7 @@
 //! calls it answered (by status) and the URLs they named.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use edgeship_providers::cloudflare::testing::{ACCOUNT, FakeCloudflare, TOKEN, ZONE};
 use serde_json::json;
@@ -45,9 +45,9 @@ async fn serve() -> BenchResult {
     std::io::stdout().flush()?;
     // Serve until the driver closes our standard input.
     tokio::task::spawn_blocking(|| {
-        for _ in std::io::stdin().lock().lines().map_while(Result::ok) {}
+        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
     })
-    .await?;
+    .await??;
     let mut by_status: BTreeMap<u16, u64> = BTreeMap::new();
     let mut urls = 0;
     for call in fake.calls() {
@@ -56,6 +56,9 @@ async fn serve() -> BenchResult {
             urls += call.body["files"].as_array().map_or(0, Vec::len);
         }
     }
-    println!("{}", json!({ "calls_by_status": by_status, "urls_purged": urls }));
+    println!(
+        "{}",
+        json!({ "calls_by_status": by_status, "urls_purged": urls })
+    );
     Ok(())
 }

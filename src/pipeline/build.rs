@@ -185,12 +185,17 @@ pub fn process_dir(
         scan.files.len() as u64,
         scan.files.iter().map(|f| f.size).sum(),
     );
-    // Largest first: the biggest files bound the wall time, so start them before the
-    // workers run out of small ones (results are put back in path order below).
+    // Largest first, each worker taking the next file when it is free (greedy longest-
+    // processing-time scheduling): the biggest files bound the wall time, so they start
+    // before the workers run out of small ones. A plain `par_iter` would split the list in
+    // halves up front and leave the largest files queued behind each other on one worker
+    // (a 75 MB set of npm bundles took 1.5× the peers' wall time that way). Results are
+    // put back in path order below.
     let mut order: Vec<&super::SourceFile> = scan.files.iter().collect();
     order.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
     let mut results: Vec<_> = order
-        .par_iter()
+        .into_iter()
+        .par_bridge()
         .map(|file| {
             let indexed = index
                 .as_ref()
