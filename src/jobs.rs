@@ -252,7 +252,7 @@ async fn save_file<J: Job>(dir: &Path, job: &J) -> Result<(), JobError> {
         source,
     };
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    if job.is_new() {
+    if job.is_new() && prune_due() {
         prune_expired(dir).await;
     }
     let json = serde_json::to_vec_pretty(job).map_err(|e| io(e.into()))?;
@@ -274,6 +274,23 @@ async fn load_file<J: Job>(dir: &Path, id: &str) -> Result<Option<J>, JobError> 
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(JobError::Io { path, source }),
     }
+}
+
+/// How often a process prunes expired job files: a prune reads the whole directory, so
+/// doing it for every new job made each one slower than the last (a purge API under load
+/// fell from 90 to 36 purges a second as job files piled up).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Whether this process has not pruned job files for [`PRUNE_INTERVAL`] (the first new
+/// job of a process always prunes).
+fn prune_due() -> bool {
+    static LAST_PRUNE: AtomicU64 = AtomicU64::new(0);
+    let now = unix_now();
+    let last = LAST_PRUNE.load(Ordering::Relaxed);
+    (last == 0 || now.saturating_sub(last) >= PRUNE_INTERVAL.as_secs())
+        && LAST_PRUNE
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Removes job files older than [`JOB_TTL`] (the cache layer expires its own).
