@@ -1,6 +1,10 @@
 //! The cache layer against the real Redis at 127.0.0.1:6379 (each test under its own key
 //! prefix) and in memory: one conformance body run against every composition, plus the
 //! Redis-specific guarantees (round trips, batched pattern deletes, TTLs, corrupt values).
+//!
+//! The cases that take a [`Backend`] run three times (see `on_every_redis!`): on the shared
+//! server, on a three-node Redis Cluster and on a TLS-only server, the last two started by
+//! the test.
 
 mod common;
 
@@ -10,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::redis::{DelayProxy, SHARED_REDIS, cleanup, raw_connection, redis_config};
+use common::redis_topologies::Backend;
 use edgeship::cache::codec::CodecError;
 use edgeship::cache::{Cache, CacheError, CacheKey, Compression, Format, Health, KeyPattern};
 use edgeship::config::{CacheConfig, RedisUrl};
@@ -69,21 +74,21 @@ fn manifest(entries: usize) -> Manifest {
     manifest
 }
 
-/// The compositions every conformance test runs against.
-async fn compositions(test: &str) -> Vec<(&'static str, Cache)> {
+/// The compositions every conformance test runs against, on `backend`.
+async fn compositions(backend: &Backend, test: &str) -> Vec<(&'static str, Cache)> {
     let memory = CacheConfig {
         prefix: common::redis::unique_prefix(test),
         ..CacheConfig::default()
     };
-    let redis = redis_config(SHARED_REDIS, test);
+    let redis = backend.config(test);
     let json_gzip = CacheConfig {
         format: Format::Json,
         compression: Compression::Gzip,
-        ..redis_config(SHARED_REDIS, test)
+        ..backend.config(test)
     };
     let with_l1 = CacheConfig {
         l1_max_bytes: 1 << 20,
-        ..redis_config(SHARED_REDIS, test)
+        ..backend.config(test)
     };
     vec![
         ("memory", Cache::from_config(&memory).unwrap()),
@@ -93,14 +98,15 @@ async fn compositions(test: &str) -> Vec<(&'static str, Cache)> {
     ]
 }
 
-/// Whether `key` is stored in the Redis server itself (not only in a memory fallback).
-fn in_redis(key: &CacheKey) -> bool {
-    redis::cmd("EXISTS")
-        .arg(key.as_str())
-        .query::<i64>(&mut raw_connection(SHARED_REDIS))
-        .unwrap()
-        == 1
-}
+common::redis_topologies::on_every_redis!(
+    every_value_type_round_trips_in_every_composition_and_format,
+    values_follow_the_store_contract_in_every_composition,
+    pattern_deletes_match_the_same_keys_in_memory_and_in_redis,
+    redis_values_and_counters_expire,
+    a_corrupted_stored_value_is_a_typed_error_naming_the_key,
+    unique_prefixes_isolate_caches_that_share_one_redis,
+    keys_of_many_sites_are_spread_and_deleted_by_one_pattern,
+);
 
 async fn round_trip<T>(cache: &Cache, name: &str, value: T)
 where
@@ -112,9 +118,8 @@ where
     assert_eq!(back.as_ref(), Some(&value), "{name} via {cache:?}");
 }
 
-#[tokio::test]
-async fn every_value_type_round_trips_in_every_composition_and_format() {
-    for (label, cache) in compositions("types").await {
+async fn every_value_type_round_trips_in_every_composition_and_format(backend: &Backend) {
+    for (label, cache) in compositions(backend, "types").await {
         round_trip(
             &cache,
             "string",
@@ -145,7 +150,10 @@ async fn every_value_type_round_trips_in_every_composition_and_format() {
             // Ran on Redis, not on the memory fallback.
             assert!(!cache.metrics().is_degraded(), "{label}");
             for name in ["string", "manifest", "unit", "enum"] {
-                assert!(in_redis(&cache.site("www").key(name)), "{label}: {name}");
+                assert!(
+                    backend.exists(&cache.site("www").key(name)),
+                    "{label}: {name}"
+                );
             }
         }
 
@@ -162,9 +170,8 @@ async fn every_value_type_round_trips_in_every_composition_and_format() {
     }
 }
 
-#[tokio::test]
-async fn values_follow_the_store_contract_in_every_composition() {
-    for (label, cache) in compositions("contract").await {
+async fn values_follow_the_store_contract_in_every_composition(backend: &Backend) {
+    for (label, cache) in compositions(backend, "contract").await {
         let site = cache.site("www");
         let key = site.key("job:1");
 
@@ -339,8 +346,7 @@ async fn key_of_value(cache: &Cache) -> CacheKey {
     key
 }
 
-#[tokio::test]
-async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis() {
+async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis(backend: &Backend) {
     let names = [
         "job:1",
         "job:2",
@@ -367,7 +373,7 @@ async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis() {
     ];
     for glob in patterns {
         let mut deleted_by = Vec::new();
-        for (label, cache) in compositions("patterns").await {
+        for (label, cache) in compositions(backend, "patterns").await {
             let www = cache.site("www");
             let docs = cache.site("docs");
             for name in names {
@@ -377,7 +383,10 @@ async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis() {
             let on_redis = label.starts_with("redis");
             if on_redis {
                 assert!(!cache.metrics().is_degraded(), "{label}");
-                assert!(names.iter().all(|name| in_redis(&www.key(name))), "{label}");
+                assert!(
+                    names.iter().all(|name| backend.exists(&www.key(name))),
+                    "{label}"
+                );
             }
             let report = cache.delete_pattern(&www.pattern(glob)).await.unwrap();
             let mut left = Vec::new();
@@ -388,8 +397,12 @@ async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis() {
                 }
                 if on_redis {
                     // The server itself lost exactly what the pattern matched.
-                    assert_eq!(in_redis(&www.key(name)), kept, "{label} {glob} {name}");
-                    assert!(in_redis(&docs.key(name)), "{label} {glob} {name}");
+                    assert_eq!(
+                        backend.exists(&www.key(name)),
+                        kept,
+                        "{label} {glob} {name}"
+                    );
+                    assert!(backend.exists(&docs.key(name)), "{label} {glob} {name}");
                 }
                 assert_eq!(
                     cache.get::<u8>(&docs.key(name)).await.unwrap(),
@@ -464,9 +477,8 @@ async fn memory_values_and_counters_expire_on_tokio_time() {
     );
 }
 
-#[tokio::test]
-async fn redis_values_and_counters_expire() {
-    let cache = Cache::from_config(&redis_config(SHARED_REDIS, "ttl")).unwrap();
+async fn redis_values_and_counters_expire(backend: &Backend) {
+    let cache = Cache::from_config(&backend.config("ttl")).unwrap();
     let site = cache.site("www");
     let (value, keep, counter) = (site.key("v"), site.key("keep"), site.key("c"));
     let ttl = Some(Duration::from_millis(400));
@@ -485,19 +497,14 @@ async fn redis_values_and_counters_expire() {
     );
     // The TTLs are Redis's own (not a memory fallback's).
     assert!(!cache.metrics().is_degraded());
-    let pttl = |key: &CacheKey| -> i64 {
-        redis::cmd("PTTL")
-            .arg(key.as_str())
-            .query(&mut raw_connection(SHARED_REDIS))
-            .unwrap()
-    };
+    let pttl = |key: &CacheKey| -> i64 { backend.query(redis::cmd("PTTL").arg(key.as_str())) };
     for key in [&value, &counter, &entries[0].0, &entries[1].0] {
         let left = pttl(key);
         assert!((1..=400).contains(&left), "{key}: PTTL {left}");
     }
     assert_eq!(pttl(&keep), -1, "no TTL");
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(!in_redis(&value) && !in_redis(&counter) && in_redis(&keep));
+    assert!(!backend.exists(&value) && !backend.exists(&counter) && backend.exists(&keep));
     assert_eq!(cache.get::<String>(&value).await.unwrap(), None);
     assert_eq!(
         cache.get::<String>(&keep).await.unwrap().as_deref(),
@@ -661,28 +668,19 @@ async fn pattern_delete_of_50000_keys_goes_in_batches_without_blocking_other_cli
     cleanup(&cache).await;
 }
 
-#[tokio::test]
-async fn a_corrupted_stored_value_is_a_typed_error_naming_the_key() {
-    let cache = Cache::from_config(&redis_config(SHARED_REDIS, "corrupt")).unwrap();
+async fn a_corrupted_stored_value_is_a_typed_error_naming_the_key(backend: &Backend) {
+    let cache = Cache::from_config(&backend.config("corrupt")).unwrap();
     let key = cache.site("www").manifest();
     cache.set(&key, &manifest(100), None).await.unwrap();
-    let mut conn = raw_connection(SHARED_REDIS);
 
     // Flip bytes inside the compressed payload, as a bad disk or a foreign writer would.
-    let mut stored: Vec<u8> = redis::cmd("GET")
-        .arg(key.as_str())
-        .query(&mut conn)
-        .unwrap();
+    let mut stored: Vec<u8> = backend.query(redis::cmd("GET").arg(key.as_str()));
     assert_eq!(stored[0], 0x21, "msgpack + zstd header");
     let middle = stored.len() / 2;
     for byte in &mut stored[middle..middle + 16] {
         *byte ^= 0x5a;
     }
-    let _: () = redis::cmd("SET")
-        .arg(key.as_str())
-        .arg(&stored)
-        .query(&mut conn)
-        .unwrap();
+    let _: () = backend.query(redis::cmd("SET").arg(key.as_str()).arg(&stored));
     match cache.get::<Manifest>(&key).await {
         Err(CacheError::Decode { key: named, source }) => {
             assert_eq!(named, key.as_str());
@@ -703,11 +701,7 @@ async fn a_corrupted_stored_value_is_a_typed_error_naming_the_key() {
         (vec![0x41, 0x90], "header version 2"),
         (Vec::new(), "empty"),
     ] {
-        let _: () = redis::cmd("SET")
-            .arg(key.as_str())
-            .arg(&raw)
-            .query(&mut conn)
-            .unwrap();
+        let _: () = backend.query(redis::cmd("SET").arg(key.as_str()).arg(&raw));
         let err = cache.get::<Manifest>(&key).await.unwrap_err();
         assert!(matches!(err, CacheError::Decode { .. }), "{err}");
         assert!(err.to_string().contains(expected), "{err}");
@@ -716,22 +710,21 @@ async fn a_corrupted_stored_value_is_a_typed_error_naming_the_key() {
     cleanup(&cache).await;
 }
 
-#[tokio::test]
-async fn unique_prefixes_isolate_caches_that_share_one_redis() {
-    let a = Cache::from_config(&redis_config(SHARED_REDIS, "iso")).unwrap();
-    let b = Cache::from_config(&redis_config(SHARED_REDIS, "iso")).unwrap();
+async fn unique_prefixes_isolate_caches_that_share_one_redis(backend: &Backend) {
+    let a = Cache::from_config(&backend.config("iso")).unwrap();
+    let b = Cache::from_config(&backend.config("iso")).unwrap();
     let key_a = a.site("www").manifest();
     let key_b = b.site("www").manifest();
     assert_ne!(key_a, key_b);
     a.set(&key_a, "a", None).await.unwrap();
     b.set(&key_b, "b", None).await.unwrap();
     assert!(
-        in_redis(&key_a) && in_redis(&key_b),
+        backend.exists(&key_a) && backend.exists(&key_b),
         "both are stored in Redis"
     );
     a.delete_pattern(&a.keys().all()).await.unwrap();
     assert!(
-        !in_redis(&key_a) && in_redis(&key_b),
+        !backend.exists(&key_a) && backend.exists(&key_b),
         "only a's prefix was deleted"
     );
     assert_eq!(b.get::<String>(&key_b).await.unwrap().as_deref(), Some("b"));
@@ -740,6 +733,70 @@ async fn unique_prefixes_isolate_caches_that_share_one_redis() {
         .await
         .unwrap();
     assert_eq!(report.deleted, 1);
+}
+
+/// Keys of 60 sites land in 60 slots: on a cluster every node holds some, and one pattern
+/// delete over the whole keyspace finds them on every node.
+async fn keys_of_many_sites_are_spread_and_deleted_by_one_pattern(backend: &Backend) {
+    let cache = Cache::from_config(&backend.config("spread")).unwrap();
+    let before = if backend.is_private() {
+        backend.keys_per_node()
+    } else {
+        Vec::new()
+    };
+    let mut keys = Vec::new();
+    for site in 0..60 {
+        let site = cache.site(&format!("site-{site}"));
+        let entries: Vec<(CacheKey, u32)> =
+            (0..5).map(|i| (site.key(&format!("k{i}")), i)).collect();
+        cache.set_many(&entries, None).await.unwrap();
+        cache.incr_by(&site.key("hits"), 1, None).await.unwrap();
+        keys.extend(entries.into_iter().map(|(key, _)| key));
+    }
+    assert!(!cache.metrics().is_degraded(), "{}", backend.label);
+    assert!(
+        keys.iter().all(|key| backend.exists(key)),
+        "{}",
+        backend.label
+    );
+    let values = cache.get_many::<u32>(&keys).await.unwrap();
+    assert_eq!(
+        values,
+        (0..60).flat_map(|_| (0..5).map(Some)).collect::<Vec<_>>(),
+        "{}: one MGET over 60 slots",
+        backend.label
+    );
+    // Node key counts are this test's alone only on private servers.
+    let private = backend.is_private();
+    if private {
+        let added: Vec<i64> = backend
+            .keys_per_node()
+            .iter()
+            .zip(&before)
+            .map(|(after, before)| after - before)
+            .collect();
+        assert_eq!(
+            added.iter().sum::<i64>(),
+            360,
+            "{}: {added:?}",
+            backend.label
+        );
+        assert!(
+            added.iter().all(|&n| n > 0),
+            "{}: every node holds some sites' keys: {added:?}",
+            backend.label
+        );
+    }
+    let report = cache.delete_pattern(&cache.keys().all()).await.unwrap();
+    assert_eq!(report.deleted, 360, "{}: {report:?}", backend.label);
+    assert!(
+        keys.iter().all(|key| !backend.exists(key)),
+        "{}",
+        backend.label
+    );
+    if private {
+        assert_eq!(backend.keys_per_node(), before, "{}", backend.label);
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! The `[cache]` section, checked here and composed into [`crate::config::Config`].
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Compression, Format as CacheFormat, Keyspace};
@@ -12,8 +15,17 @@ pub struct CacheConfig {
     /// Redis to use, e.g. `redis://:password@10.0.0.5:6379/0`. Absent: memory only (one
     /// process). While set but unreachable the cache serves from memory and `/readyz`
     /// reports degraded.
+    /// `rediss://…` connects over TLS. With `redis_cluster`, one or more seed nodes of the
+    /// cluster, separated by commas.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<RedisUrl>,
+    /// `redis_url` names nodes of a Redis Cluster: the client discovers the others and
+    /// routes each key to the node holding its slot.
+    pub redis_cluster: bool,
+    /// PEM file of the CA certificate(s) that sign the Redis server's TLS certificate, for a
+    /// private CA; without it a `rediss://` URL is checked against the system's trust store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ca_file: Option<PathBuf>,
     /// First part of every key: `{prefix}:{site}:…`. Give deployments that share a Redis
     /// different prefixes.
     pub prefix: String,
@@ -44,6 +56,8 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_cluster: false,
+            redis_ca_file: None,
             prefix: Keyspace::DEFAULT_PREFIX.into(),
             format: CacheFormat::MessagePack,
             compression: Compression::Zstd,
@@ -101,12 +115,37 @@ impl CacheConfig {
         if c.l1_max_bytes > 0 && c.l1_ttl_ms == 0 {
             return bad("l1_ttl_ms", "must be more than 0 when the L1 is on".into());
         }
-        if let Some(url) = &c.redis_url {
-            let options = super::redis::RedisOptions::default();
-            if let Err(err) = super::redis::RedisStore::new(url.expose(), options) {
-                return bad("redis_url", format!("{} ({err})", url.redacted()));
+        match &c.redis_url {
+            Some(url) => {
+                if let Err(err) = super::redis::RedisStore::new(url.expose(), c.redis_options()) {
+                    return bad("redis_url", format!("{} ({err})", url.redacted()));
+                }
             }
+            None if c.redis_cluster => {
+                return bad(
+                    "redis_cluster",
+                    "is true but cache.redis_url (the seed nodes) is not set".into(),
+                );
+            }
+            None if c.redis_ca_file.is_some() => {
+                return bad(
+                    "redis_ca_file",
+                    "is set but cache.redis_url (a rediss:// URL) is not".into(),
+                );
+            }
+            None => {}
         }
         Ok(())
+    }
+
+    /// How the Redis store connects, from these settings.
+    pub fn redis_options(&self) -> super::redis::RedisOptions {
+        super::redis::RedisOptions {
+            command_timeout: Duration::from_millis(self.command_timeout_ms),
+            connect_timeout: Duration::from_millis(self.command_timeout_ms.max(1000)),
+            scan_batch: self.scan_batch,
+            cluster: self.redis_cluster,
+            ca_file: self.redis_ca_file.clone(),
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::keyspace::{CacheKey, KeyPattern, Keyspace, SiteKeys};
 use super::layered::LayeredStore;
 use super::memory::MemoryStore;
 use super::metrics::{CacheMetrics, CacheStats, MeteredStore};
-use super::redis::{RedisOptions, RedisStore};
+use super::redis::RedisStore;
 use super::{CacheError, CacheStore, DeleteReport, Health, Result};
 use crate::config::CacheConfig;
 
@@ -55,14 +55,7 @@ impl Cache {
         let store: Arc<dyn CacheStore> = match &config.redis_url {
             None => Arc::new(memory),
             Some(url) => {
-                let redis = RedisStore::new(
-                    url.expose(),
-                    RedisOptions {
-                        command_timeout: Duration::from_millis(config.command_timeout_ms),
-                        connect_timeout: Duration::from_millis(config.command_timeout_ms.max(1000)),
-                        scan_batch: config.scan_batch,
-                    },
-                )?;
+                let redis = RedisStore::new(url.expose(), config.redis_options())?;
                 let mut primary: Arc<dyn CacheStore> = Arc::new(redis);
                 if config.l1_max_bytes > 0 {
                     primary = Arc::new(LayeredStore::new(

@@ -1,27 +1,42 @@
 //! The Redis store: the `redis` crate over one multiplexed connection that reconnects by
-//! itself ([`ConnectionManager`]).
+//! itself ([`ConnectionManager`]), or over the crate's cluster client for a Redis Cluster;
+//! either over TCP or TLS (`rediss://`).
 //!
 //! One connection is enough: it pipelines concurrent requests from every task, so there is
-//! no pool to size. The connection is opened lazily on the first command, so the service
-//! starts (degraded) when Redis is down and comes up when it appears. Every command runs
-//! under `cache.command_timeout_ms`; a command that does not answer in time is
-//! [`CacheError::Timeout`], which the fallback wrapper treats like an outage.
+//! no pool to size (the cluster client keeps one such connection per node). The connection
+//! is opened lazily on the first command, so the service starts (degraded) when Redis is
+//! down and comes up when it appears. Every command runs under `cache.command_timeout_ms`;
+//! a command that does not answer in time is [`CacheError::Timeout`], which the fallback
+//! wrapper treats like an outage.
 //!
 //! Multi-key operations are one round trip each: `get_many` is one `MGET`, `set_many` one
 //! pipeline of `SET … PX`. Pattern deletes walk the keyspace with `SCAN … MATCH … COUNT`
 //! and `UNLINK` each batch (freeing memory off Redis's main thread), so other clients wait
 //! at most one batch; `KEYS` is never used. Counter TTLs use `PEXPIRE … NX` (Redis ≥ 7.0).
+//!
+//! On a cluster, commands are routed by key slot. Every key of a site shares a slot (the
+//! `{site}` hash tag, see [`super::keyspace`]), so per-key commands, scripts and the
+//! atomic counter pipelines work unchanged. What differs: an `MGET` over several slots is
+//! split per node by the client, `set_many` sends one `SET` per key concurrently (a
+//! pipeline may not span slots; the per-node connections still pipeline them), and a
+//! pattern delete scans every primary in turn.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ::redis::aio::ConnectionManager;
+use ::redis::aio::{ConnectionLike, ConnectionManager};
+use ::redis::cluster::{ClusterClient, ClusterConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use ::redis::{
-    Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind,
+    Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    Script, ServerErrorKind, TlsCertificates, Value,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::future::try_join_all;
 use tokio::sync::OnceCell;
 
 use super::{CacheError, CacheStore, DeleteReport, Result, ttl_millis};
@@ -35,6 +50,11 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// Keys per `SCAN` (its `COUNT` hint) and so at most per `UNLINK`.
     pub scan_batch: usize,
+    /// The URL names seed nodes of a Redis Cluster (the others are discovered).
+    pub cluster: bool,
+    /// A PEM file of the CA certificates that sign the server's certificate, for
+    /// `rediss://` URLs; without it the system's trust store is used.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisOptions {
@@ -43,8 +63,27 @@ impl Default for RedisOptions {
             command_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_millis(1000),
             scan_batch: 1000,
+            cluster: false,
+            ca_file: None,
         }
     }
+}
+
+/// The seed URLs in a `redis_url`: one URL, or for a cluster several separated by commas
+/// (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`). A comma splits only where the next
+/// URL starts, so a comma inside a password is kept.
+pub fn seed_urls(url: &str) -> Vec<&str> {
+    let mut seeds = Vec::new();
+    let mut start = 0;
+    for (at, _) in url.match_indices(',') {
+        let next = url[at + 1..].trim_start();
+        if next.starts_with("redis://") || next.starts_with("rediss://") {
+            seeds.push(url[start..at].trim());
+            start = at + 1;
+        }
+    }
+    seeds.push(url[start..].trim());
+    seeds
 }
 
 /// Deletes a key only if it holds the expected value, atomically (lock release).
@@ -55,30 +94,154 @@ end
 return 0
 ";
 
+/// Where the store connects: one server, or a cluster through its seed nodes. One per
+/// store, so the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Server(Client),
+    Cluster(ClusterClient),
+}
+
+/// An open connection of either kind; both reconnect by themselves.
+#[derive(Clone)]
+enum Connection {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Server(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
 /// A [`CacheStore`] backed by Redis.
 pub struct RedisStore {
-    client: Client,
-    connection: OnceCell<ConnectionManager>,
+    target: Target,
+    connection: OnceCell<Connection>,
     options: RedisOptions,
     name: String,
     delete_if_equals: Script,
 }
 
 impl RedisStore {
-    /// A store for `url` (`redis://[user:password@]host[:port][/db]` or
-    /// `redis+unix:///path`). Does not connect yet: the first command does.
+    /// A store for `url` (`redis://[user:password@]host[:port][/db]`,
+    /// `rediss://…` for TLS, or `redis+unix:///path`; with [`RedisOptions::cluster`], one
+    /// or more comma-separated seed nodes). Does not connect yet: the first command does.
     pub fn new(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = Client::open(url).map_err(|err| {
-            // The URL may hold a password: never echo it.
+        // The URL may hold a password: errors never echo it.
+        let unusable = |err: RedisError| {
             CacheError::Config(format!(
-                "cache.redis_url is not a usable Redis URL ({}); expected redis://[user:password@]host[:port][/db] or redis+unix:///path",
+                "cache.redis_url is not a usable Redis URL ({}); expected redis://[user:password@]host[:port][/db], rediss://… or redis+unix:///path",
                 err.category()
             ))
-        })?;
-        let info = client.get_connection_info();
-        let name = format!("redis {}/{}", info.addr(), info.redis_settings().db());
+        };
+        let seeds = seed_urls(url);
+        if seeds.len() > 1 && !options.cluster {
+            return Err(CacheError::Config(
+                "cache.redis_url lists several servers, which only a cluster takes (cache.redis_cluster = true)".into(),
+            ));
+        }
+        let mut infos = Vec::with_capacity(seeds.len());
+        for seed in &seeds {
+            infos.push(seed.into_connection_info().map_err(unusable)?);
+        }
+        let tls = infos
+            .iter()
+            .any(|info| matches!(info.addr(), ::redis::ConnectionAddr::TcpTls { .. }));
+        if tls
+            && infos.len()
+                != infos
+                    .iter()
+                    .filter(|i| matches!(i.addr(), ::redis::ConnectionAddr::TcpTls { .. }))
+                    .count()
+        {
+            return Err(CacheError::Config(
+                "cache.redis_url mixes rediss:// and redis:// seeds; use one scheme".into(),
+            ));
+        }
+        let certificates = match &options.ca_file {
+            Some(_) if !tls => {
+                return Err(CacheError::Config(
+                    "cache.redis_ca_file is set but cache.redis_url is not rediss:// (TLS)".into(),
+                ));
+            }
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|err| {
+                    CacheError::Config(format!(
+                        "cache.redis_ca_file {} cannot be read: {err}",
+                        path.display()
+                    ))
+                })?;
+                Some(TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                })
+            }
+            None => None,
+        };
+        if tls {
+            // rustls needs a process-wide crypto provider; another part of the binary may
+            // have installed the same one already, which is fine.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        let first = infos
+            .first()
+            .map(|info| info.addr().to_string())
+            .unwrap_or_default();
+        let (target, name) = if options.cluster {
+            let mut builder = ClusterClient::builder(infos)
+                .connection_timeout(options.connect_timeout)
+                .response_timeout(options.command_timeout)
+                .retries(2);
+            if let Some(certificates) = certificates {
+                builder = builder.certs(certificates);
+            }
+            let client = builder.build().map_err(unusable)?;
+            let more = match seeds.len() {
+                1 => String::new(),
+                n => format!(" +{} seeds", n - 1),
+            };
+            (
+                Target::Cluster(client),
+                format!("redis cluster {first}{more}"),
+            )
+        } else {
+            let Some(info) = infos.pop() else {
+                return Err(CacheError::Config("cache.redis_url is empty".into()));
+            };
+            let db = info.redis_settings().db();
+            let client = match certificates {
+                Some(certificates) => Client::build_with_tls(info, certificates),
+                None => Client::open(info),
+            }
+            .map_err(unusable)?;
+            (Target::Server(client), format!("redis {first}/{db}"))
+        };
         Ok(Self {
-            client,
+            target,
             connection: OnceCell::new(),
             options,
             name,
@@ -91,24 +254,44 @@ impl RedisStore {
         &self.options
     }
 
-    async fn connection(&self) -> Result<ConnectionManager> {
-        let manager = self
+    async fn connection(&self) -> Result<Connection> {
+        let connection = self
             .connection
             .get_or_try_init(|| async {
-                // The manager's own reconnect retries are kept short: while Redis is down
-                // the fallback wrapper probes it, so long backoffs would only delay
-                // noticing that it is back.
-                let config = ::redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.options.connect_timeout))
-                    .set_response_timeout(Some(self.options.command_timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                match &self.target {
+                    Target::Server(client) => {
+                        // The manager's own reconnect retries are kept short: while Redis
+                        // is down the fallback wrapper probes it, so long backoffs would
+                        // only delay noticing that it is back.
+                        let config = ::redis::aio::ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(self.options.connect_timeout))
+                            .set_response_timeout(Some(self.options.command_timeout))
+                            .set_number_of_retries(1)
+                            .set_min_delay(Duration::from_millis(50))
+                            .set_max_delay(Duration::from_millis(500));
+                        ConnectionManager::new_lazy_with_config(client.clone(), config)
+                            .map(Connection::Server)
+                    }
+                    Target::Cluster(client) => {
+                        // Connecting reads the slot map from a seed, so it fails (and the
+                        // next command tries again) while the cluster is unreachable.
+                        let config = ClusterConfig::new()
+                            .set_connection_timeout(self.options.connect_timeout)
+                            .set_response_timeout(self.options.command_timeout);
+                        let connect = client.get_async_connection_with_config(config);
+                        match tokio::time::timeout(self.options.connect_timeout, connect).await {
+                            Ok(result) => result.map(Connection::Cluster),
+                            Err(_) => Err(RedisError::from((
+                                ErrorKind::Io,
+                                "connecting to the cluster timed out",
+                            ))),
+                        }
+                    }
+                }
             })
             .await
             .map_err(|err| self.classify("connect", "", &err))?;
-        Ok(manager.clone())
+        Ok(connection.clone())
     }
 
     async fn query<T: FromRedisValue>(
@@ -135,6 +318,144 @@ impl RedisStore {
         {
             Ok(result) => result.map_err(|err| self.classify(operation, key, &err)),
             Err(_) => Err(self.timeout(operation)),
+        }
+    }
+
+    /// Runs a command outside the [`CacheStore`] contract (the job queue's stream
+    /// commands), under the store's timeout and with its error mapping. `key` names the
+    /// key in errors.
+    pub async fn command<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        cmd: &Cmd,
+    ) -> Result<T> {
+        self.query(operation, key, cmd).await
+    }
+
+    /// Runs a Lua script (loaded on first use) with `keys` and `args`, like
+    /// [`command`](Self::command).
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T> {
+        let mut conn = self.connection().await?;
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let key = keys.first().copied().unwrap_or_default();
+        match tokio::time::timeout(
+            self.options.command_timeout,
+            invocation.invoke_async(&mut conn),
+        )
+        .await
+        {
+            Ok(result) => result.map_err(|err| self.classify(operation, key, &err)),
+            Err(_) => Err(self.timeout(operation)),
+        }
+    }
+
+    /// Runs `cmd` on one cluster node (by address), or as usual on a single server.
+    async fn query_on<T: FromRedisValue>(
+        &self,
+        node: Option<&(String, u16)>,
+        operation: &'static str,
+        key: &str,
+        cmd: &Cmd,
+    ) -> Result<T> {
+        let Some((host, port)) = node else {
+            return self.query(operation, key, cmd).await;
+        };
+        let Connection::Cluster(mut conn) = self.connection().await? else {
+            return self.query(operation, key, cmd).await;
+        };
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.clone(),
+            port: *port,
+        });
+        let reply = tokio::time::timeout(
+            self.options.command_timeout,
+            conn.route_command(cmd.clone(), routing),
+        )
+        .await
+        .map_err(|_| self.timeout(operation))?
+        .map_err(|err| self.classify(operation, key, &err))?;
+        T::from_redis_value(reply).map_err(|err| self.classify(operation, key, &err.into()))
+    }
+
+    /// The primaries of the cluster, from `CLUSTER SLOTS` (host and port of each).
+    async fn cluster_primaries(&self) -> Result<Vec<(String, u16)>> {
+        let slots: Vec<Value> = self
+            .query("cluster_slots", "", ::redis::cmd("CLUSTER").arg("SLOTS"))
+            .await?;
+        let mut primaries = Vec::new();
+        for range in slots {
+            // [start, end, [host, port, id, …], replicas…]
+            let Value::Array(parts) = range else { continue };
+            let Some(Value::Array(primary)) = parts.get(2) else {
+                continue;
+            };
+            let host = match primary.first() {
+                Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+                Some(Value::SimpleString(host)) => host.clone(),
+                _ => continue,
+            };
+            let Some(Value::Int(port)) = primary.get(1) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(*port) else {
+                continue;
+            };
+            if !primaries.contains(&(host.clone(), port)) {
+                primaries.push((host, port));
+            }
+        }
+        Ok(primaries)
+    }
+
+    /// `SCAN … MATCH` and `UNLINK` in batches on one server (or one cluster node).
+    async fn delete_pattern_on(
+        &self,
+        node: Option<&(String, u16)>,
+        pattern: &str,
+        report: &mut DeleteReport,
+    ) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let started = Instant::now();
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .query_on(
+                    node,
+                    "delete_pattern",
+                    pattern,
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(self.options.scan_batch),
+                )
+                .await?;
+            if !keys.is_empty() {
+                // Routed by the keys' slots (split per slot on a cluster).
+                let removed: u64 = self
+                    .query("delete_pattern", pattern, ::redis::cmd("UNLINK").arg(&keys))
+                    .await?;
+                report.deleted += removed;
+            }
+            report.batches += 1;
+            report.longest_batch = report.longest_batch.max(started.elapsed());
+            cursor = next;
+            if cursor == 0 {
+                return Ok(());
+            }
         }
     }
 
@@ -258,6 +579,15 @@ impl CacheStore for RedisStore {
         let Some((first, _)) = entries.first() else {
             return Ok(());
         };
+        if matches!(self.target, Target::Cluster(_)) {
+            // A pipeline must stay in one slot; the keys may not.
+            let sets = entries.iter().map(|(key, value)| async move {
+                let cmd = set_cmd(key, value, ttl);
+                self.query::<()>("set_many", key, &cmd).await
+            });
+            try_join_all(sets).await?;
+            return Ok(());
+        }
         let mut pipe = Pipeline::with_capacity(entries.len());
         for (key, value) in entries {
             pipe.add_command(set_cmd(key, value, ttl)).ignore();
@@ -298,32 +628,14 @@ impl CacheStore for RedisStore {
 
     async fn delete_pattern(&self, pattern: &str) -> Result<DeleteReport> {
         let mut report = DeleteReport::default();
-        let mut cursor: u64 = 0;
-        loop {
-            let started = Instant::now();
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .query(
-                    "delete_pattern",
-                    pattern,
-                    ::redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(self.options.scan_batch),
-                )
-                .await?;
-            if !keys.is_empty() {
-                let removed: u64 = self
-                    .query("delete_pattern", pattern, ::redis::cmd("UNLINK").arg(&keys))
-                    .await?;
-                report.deleted += removed;
-            }
-            report.batches += 1;
-            report.longest_batch = report.longest_batch.max(started.elapsed());
-            cursor = next;
-            if cursor == 0 {
-                break;
+        match &self.target {
+            Target::Server(_) => self.delete_pattern_on(None, pattern, &mut report).await?,
+            Target::Cluster(_) => {
+                // Each primary holds its own slots: walk them one after the other.
+                for node in self.cluster_primaries().await? {
+                    self.delete_pattern_on(Some(&node), pattern, &mut report)
+                        .await?;
+                }
             }
         }
         tracing::debug!(

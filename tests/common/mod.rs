@@ -4,6 +4,7 @@
 pub mod fault_proxy;
 pub mod http;
 pub mod redis;
+pub mod redis_topologies;
 pub mod releases;
 pub mod s3;
 
