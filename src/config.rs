@@ -104,6 +104,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// CDN-log analytics (retention, top paths).
     pub analytics: crate::analytics::logs::AnalyticsConfig,
+    /// How `serve` replicas share deploy and purge jobs through Redis.
+    pub jobs: crate::jobs::queue::JobsConfig,
     /// Named deploy targets. Empty means one site, `default`, on the local provider.
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -126,6 +128,7 @@ impl Default for Config {
             purge: PurgeConfig::default(),
             cache: CacheConfig::default(),
             analytics: crate::analytics::logs::AnalyticsConfig::default(),
+            jobs: crate::jobs::queue::JobsConfig::default(),
             sites: BTreeMap::new(),
         }
     }
@@ -352,6 +355,7 @@ impl Config {
         self.cache.validate()?;
         self.deploy.validate()?;
         self.analytics.validate()?;
+        self.jobs.validate()?;
         for (name, site) in &self.sites {
             site.validate(name)?;
         }
@@ -508,7 +512,13 @@ fn redact(value: &mut toml::Value, key: Option<&str>) {
         toml::Value::String(s) if is_secret => *s = "[redacted]".into(),
         // A URL with credentials in it (`redis://user:pass@host`, `…?password=x`) keeps
         // only its host part and its harmless query parameters.
-        toml::Value::String(s) if s.contains("://") => *s = redact_url(s),
+        toml::Value::String(s) if s.contains("://") => {
+            *s = crate::cache::redis::seed_urls(s)
+                .into_iter()
+                .map(redact_url)
+                .collect::<Vec<_>>()
+                .join(",");
+        }
         toml::Value::Table(table) => {
             for (k, v) in table.iter_mut() {
                 redact(v, Some(k));
@@ -843,6 +853,43 @@ mod tests {
             unix.redacted(),
             "redis+unix:///run/redis.sock?db=1&pass=[redacted]"
         );
+
+        // Cluster seeds: each URL redacted, a comma inside a password kept with it.
+        let seeds = RedisUrl::new("redis://:pw1@10.0.0.1:6379, redis://u:a,b@10.0.0.2:6379");
+        assert_eq!(
+            seeds.redacted(),
+            "redis://[redacted]@10.0.0.1:6379,redis://[redacted]@10.0.0.2:6379"
+        );
+
+        let ca = dir.path().join("ca.pem");
+        for (toml, key) in [
+            ("[cache]\nredis_cluster = true\n", "cache.redis_cluster"),
+            (
+                "[cache]\nredis_url = \"redis://:secretpw@a:1,redis://b:2\"\n",
+                "cache.redis_cluster = true",
+            ),
+            (
+                "[cache]\nredis_url = \"redis://:secretpw@a:1\"\nredis_ca_file = \"/x.pem\"\n",
+                "cache.redis_ca_file is set but cache.redis_url is not rediss://",
+            ),
+            (
+                format!(
+                    "[cache]\nredis_url = \"rediss://:secretpw@a:1\"\nredis_ca_file = \"{}\"\n",
+                    ca.display()
+                )
+                .as_str(),
+                "cannot be read",
+            ),
+            (
+                "[cache]\nredis_cluster = true\nredis_url = \"rediss://:secretpw@a:1,redis://b:2\"\n",
+                "mixes rediss:// and redis://",
+            ),
+        ] {
+            let path = write(&dir, toml);
+            let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+            assert!(!err.contains("secretpw"), "{err}");
+        }
 
         for (toml, key) in [
             ("[cache]\nprefix = \"a b\"\n", "cache.prefix"),

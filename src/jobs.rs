@@ -9,6 +9,8 @@
 //! unreachable (the cache layer then holds it in memory, emptied when Redis returns) or
 //! that Redis lost (a restart without persistence).
 
+pub mod queue;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -39,6 +39,28 @@ impl CacheLock {
         }
     }
 
+    /// Takes the lock at `key` for `ttl` as `owner`, or takes it back when `owner` holds
+    /// it already: a queued job run again after the replica that first ran it died finds
+    /// its own lock and continues, instead of waiting for the lock to expire. The check
+    /// and the renewal are two commands; only a lock that expires between them (and is
+    /// taken by someone else) could be renewed under its new holder, a window of one
+    /// round trip at the end of `ttl`.
+    pub async fn acquire_as(
+        cache: &Cache,
+        key: CacheKey,
+        ttl: Duration,
+        owner: &str,
+    ) -> Result<Option<Self>> {
+        let held = cache.set_if_absent(&key, owner, Some(ttl)).await?
+            || (cache.get::<String>(&key).await?.as_deref() == Some(owner)
+                && cache.expire(&key, ttl).await?);
+        Ok(held.then(|| Self {
+            cache: cache.clone(),
+            key,
+            token: owner.to_owned(),
+        }))
+    }
+
     /// The lock's key.
     pub fn key(&self) -> &CacheKey {
         &self.key
@@ -112,5 +134,42 @@ mod tests {
         );
         assert_ne!(other.token(), "");
         assert!(other.release().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_owner_takes_its_own_lock_back_and_others_wait() {
+        let cache = Cache::memory();
+        let key = cache.site("www").deploy_lock();
+        let ttl = Duration::from_secs(30);
+        let first = CacheLock::acquire_as(&cache, key.clone(), ttl, "job:d1")
+            .await
+            .unwrap()
+            .unwrap();
+        // The process holding it dies without releasing it.
+        drop(first);
+        assert!(
+            CacheLock::acquire_as(&cache, key.clone(), ttl, "job:d2")
+                .await
+                .unwrap()
+                .is_none(),
+            "another job waits"
+        );
+        assert!(
+            CacheLock::acquire(&cache, key.clone(), ttl)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let again = CacheLock::acquire_as(&cache, key.clone(), ttl, "job:d1")
+            .await
+            .unwrap()
+            .expect("the same job takes its lock back");
+        assert!(again.release().await.unwrap());
+        assert!(
+            CacheLock::acquire_as(&cache, key, ttl, "job:d2")
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -64,6 +64,16 @@ pub enum DeployError {
     /// A safety check refused the deploy; nothing was changed.
     #[error("refused: {0}")]
     Refused(String),
+    /// Another deploy of the site holds its lock in Redis; nothing was changed.
+    #[error(
+        "refused: another deploy of site `{site}` is running (its lock is held in Redis; it expires within {ttl_secs} s)"
+    )]
+    Busy {
+        /// The site.
+        site: String,
+        /// The lock's lifetime.
+        ttl_secs: u64,
+    },
     /// The provider is unusable (down, or credentials rejected); the deploy stopped.
     #[error("deploy stopped: {0}{hint}", hint = rerun_hint(.0))]
     Provider(#[from] ProviderError),
@@ -120,13 +130,19 @@ impl DeployError {
         }
     }
 
+    /// Whether another deploy of the site holds its lock (the deploy can simply be run
+    /// again later).
+    pub fn is_site_busy(&self) -> bool {
+        matches!(self, Self::Lock(LockError::Held { .. }) | Self::Busy { .. })
+    }
+
     /// The process exit code for this error (see the CLI docs).
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) => 2,
             Self::Build(BuildError::Scan(_)) => 2,
             Self::Build(err) if err.is_refusal() => 3,
-            Self::Lock(LockError::Held { .. }) | Self::Refused(_) => 3,
+            Self::Lock(LockError::Held { .. }) | Self::Refused(_) | Self::Busy { .. } => 3,
             Self::Provider(
                 ProviderError::Unauthenticated { .. }
                 | ProviderError::PermissionDenied { .. }
@@ -640,12 +656,21 @@ impl Deployer {
         match &self.home {
             StateHome::Cache(cache) => {
                 let key = cache.site(name).deploy_lock();
-                match crate::cache::CacheLock::acquire(cache, key, ttl).await {
+                // A named deploy (a job) owns its lock by name, so the same job run again
+                // after its replica died takes it back at once.
+                let acquired = match &self.id {
+                    Some(id) => {
+                        crate::cache::CacheLock::acquire_as(cache, key, ttl, &format!("job:{id}"))
+                            .await
+                    }
+                    None => crate::cache::CacheLock::acquire(cache, key, ttl).await,
+                };
+                match acquired {
                     Ok(Some(lock)) => Ok(DeployLock::Cache(lock)),
-                    Ok(None) => Err(DeployError::Refused(format!(
-                        "another deploy of site `{name}` is running (its lock is held in Redis; it expires within {} s)",
-                        ttl.as_secs()
-                    ))),
+                    Ok(None) => Err(DeployError::Busy {
+                        site: name.to_owned(),
+                        ttl_secs: ttl.as_secs(),
+                    }),
                     Err(e) => Err(DeployError::Refused(format!(
                         "cannot take the deploy lock: {e}"
                     ))),

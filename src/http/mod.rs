@@ -10,6 +10,7 @@ pub mod origin;
 pub mod prometheus;
 pub mod routes;
 pub mod uploads;
+pub mod worker;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -28,6 +29,7 @@ use crate::audit::AuditLog;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::jobs::JobStore;
+use crate::jobs::queue::JobQueue;
 use crate::pipeline::rules::RuleSet;
 use crate::site::{SiteError, Sites};
 
@@ -48,6 +50,8 @@ struct Inner {
     report_cache: routes::analytics::ReportCache,
     providers: routes::health::ProviderProbes,
     uploads: Arc<uploads::UploadSlots>,
+    /// The job queue shared with other replicas (with Redis only).
+    queue: Option<Arc<JobQueue>>,
 }
 
 /// The local site the built-in origin serves.
@@ -126,6 +130,20 @@ impl AppState {
         let guard = auth::Guard::new(&config.server, keys, audit);
         let providers =
             routes::health::ProviderProbes::new(&sites, origin.as_ref().map(|o| o.origin.site()));
+        // Jobs go through the queue when they are kept in Redis (every replica sees them).
+        let queue = match (&config.cache.redis_url, sites.home()) {
+            (Some(url), crate::home::StateHome::Cache(cache)) => Some(Arc::new(
+                JobQueue::new(
+                    url.expose(),
+                    config.cache.redis_options(),
+                    cache.keys(),
+                    &JobQueue::consumer_name(),
+                    config.jobs.clone(),
+                )
+                .map_err(SiteError::Cache)?,
+            )),
+            _ => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 origin,
@@ -135,6 +153,7 @@ impl AppState {
                 report_cache: routes::analytics::report_cache(),
                 providers,
                 uploads: uploads::UploadSlots::new(&config.server),
+                queue,
                 sites,
             }),
         })
@@ -218,6 +237,11 @@ impl AppState {
     /// Deploy uploads being received, limited in total and per key.
     pub fn uploads(&self) -> &Arc<uploads::UploadSlots> {
         &self.inner.uploads
+    }
+
+    /// The job queue shared by replicas: present when jobs are kept in Redis.
+    pub fn queue(&self) -> Option<&Arc<JobQueue>> {
+        self.inner.queue.as_ref()
     }
 
     /// Each configured site's provider, probed for `/readyz`.
@@ -351,6 +375,10 @@ pub async fn serve(
     routes::deploy::settle_interrupted(&state).await;
     routes::purge::resume_interrupted(&state).await;
     let tracker = state.jobs().clone();
+    // This replica's share of the queued jobs.
+    let workers = state
+        .queue()
+        .map(|queue| worker::start(state.clone(), Arc::clone(queue)));
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     // Served-bytes counters reach the cache layer every second, and once more at the end.
     let flusher = state
@@ -397,6 +425,11 @@ pub async fn serve(
         handle.stop(true).await;
     });
     let result = server.await;
+    if let Some(workers) = workers {
+        // No new jobs; those running get the grace period below, and what they leave
+        // unfinished is claimed by another replica.
+        workers.stop().await;
+    }
     gauges.abort();
     if let Some(flusher) = flusher {
         flusher.stop().await;

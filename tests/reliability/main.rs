@@ -11,6 +11,7 @@ mod common;
 mod claims;
 mod kills;
 mod redis_outage;
+mod replicas;
 mod schemathesis;
 mod serve;
 mod site;

@@ -5,6 +5,12 @@
 //! capped at `server.max_upload_bytes`; the archive is extracted safely (see
 //! [`crate::archive`]) before the answer, so a bad archive is a 400 and changes nothing;
 //! then the deploy engine runs in the background and the answer is 202 with the job.
+//!
+//! With Redis configured, the deploy is queued for any replica instead (see
+//! [`crate::jobs::queue`]): the archive as received is staged in the site's own storage
+//! at [`staging_key`] (under `.edgeship/`, which deploys never list, delete or serve), and
+//! the replica that runs the job reads it from there, extracts it again and removes it
+//! when the job ends. A replica that cannot stage or queue runs the deploy itself.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +25,9 @@ use crate::archive::{self, Limits};
 use crate::deploy::job::{DeployJob, DeployStatus, JobProgress};
 use crate::deploy::{DeployOptions, Deployer};
 use crate::http::AppState;
+use crate::http::worker::Outcome;
+use crate::jobs::queue::Delivery;
+use edgeship_providers::{Body, Provider, ProviderExt, PutRequest};
 
 /// Query options of a deploy upload.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -55,12 +64,36 @@ pub fn uploads_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("uploads")
 }
 
+/// Where this replica extracts the queued deploys it runs: one directory per job (not
+/// [`uploads_dir`], which the receiving replica, maybe this one, clears on its own).
+pub fn runs_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("queued-runs")
+}
+
+/// Where a queued deploy's archive waits in the site's storage until a replica runs it.
+pub fn staging_key(id: &str) -> String {
+    format!(".edgeship/staging/{id}.tar")
+}
+
 /// Settles the deploys a killed `serve` left behind on this machine: each upload
 /// directory still present belongs to a job that never finished (a finished job removes
 /// its own). Such a job is marked `failed` with the reason — deploying again resumes,
 /// since the deploy engine finds the interrupted deploy's marker — and its upload is
 /// removed. Returns how many were settled.
+///
+/// With the queue, nothing is marked: the job's entry is still pending and a replica
+/// claims it and runs it from its staged archive; only the local directory is removed.
 pub async fn settle_interrupted(state: &AppState) -> usize {
+    // Queued deploys this replica was running are claimed again from the queue.
+    let runs = runs_dir(&state.config().data_dir);
+    if tokio::fs::metadata(&runs).await.is_ok()
+        && let Err(err) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(runs))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|removed| removed)
+    {
+        tracing::warn!(error = %err, "cannot remove the queued deploys a stop interrupted");
+    }
     let dir = uploads_dir(&state.config().data_dir);
     let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
         return 0;
@@ -68,7 +101,7 @@ pub async fn settle_interrupted(state: &AppState) -> usize {
     let mut settled = 0;
     while let Ok(Some(entry)) = entries.next_entry().await {
         let id = entry.file_name().to_string_lossy().into_owned();
-        if crate::jobs::JobKind::Deploy.owns(&id) {
+        if state.queue().is_none() && crate::jobs::JobKind::Deploy.owns(&id) {
             match state.job_store().load::<DeployJob>(&id).await {
                 Ok(Some(mut job)) if !job.is_finished() => {
                     job.status = DeployStatus::Failed;
@@ -184,7 +217,6 @@ pub async fn create(
     let extracted = extracted
         .map_err(|err| ApiError::internal("extraction failed", &err))?
         .map_err(|err| ApiError::bad_request("bad_archive", err.to_string()))?;
-    let _ = tokio::fs::remove_file(&upload).await;
     job.files = extracted.files;
     job.bytes = extracted.bytes;
     let store = state.job_store().clone();
@@ -205,21 +237,237 @@ pub async fn create(
     let accepted = HttpResponse::Accepted()
         .insert_header(("Location", format!("/v1/deploys/{}", job.id)))
         .json(&job);
-    let options = DeployOptions {
-        input: target,
-        dry_run: query.dry_run,
-        delete: query.delete,
+    if state.queue().is_some() {
+        match stage_and_queue(&state, &job, &upload).await {
+            Ok(()) => {
+                // The replica that runs it extracts the staged archive again.
+                let _ = tokio::task::spawn_blocking(move || drop(work)).await;
+                return Ok(accepted);
+            }
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "cannot queue the deploy; running it on this replica");
+            }
+        }
+    }
+    let _ = tokio::fs::remove_file(&upload).await;
+    let options = deploy_options(config, target, &job);
+    let progress = JobProgress(Arc::new(Mutex::new(job)));
+    let runner = state.get_ref().clone();
+    state.spawn_job(async move {
+        run(runner, options, progress, work, false).await;
+    });
+    Ok(accepted)
+}
+
+fn deploy_options(
+    config: &crate::config::Config,
+    input: std::path::PathBuf,
+    job: &DeployJob,
+) -> DeployOptions {
+    DeployOptions {
+        input,
+        dry_run: job.dry_run,
+        delete: job.delete,
         max_deletes: config.deploy.max_deletes,
         concurrency: config.deploy.concurrency.max(1),
+    }
+}
+
+/// Stages the archive in the site's storage and queues the job; on a queue failure the
+/// staged archive is removed again.
+async fn stage_and_queue(
+    state: &AppState,
+    job: &DeployJob,
+    upload: &std::path::Path,
+) -> Result<(), String> {
+    let Some(queue) = state.queue() else {
+        return Err("no queue".into());
     };
-    let progress = JobProgress(Arc::new(Mutex::new(job)));
-    state.spawn_job(run(state.get_ref().clone(), options, progress, work));
-    Ok(accepted)
+    let site = state.sites().get(&job.site).map_err(|e| e.to_string())?;
+    let size = tokio::fs::metadata(upload)
+        .await
+        .map_err(|e| format!("the upload: {e}"))?
+        .len();
+    let mut put = PutRequest::bytes(staging_key(&job.id), bytes::Bytes::new());
+    put.body = Body::File {
+        path: upload.to_path_buf(),
+        size,
+    };
+    put.content_type = Some("application/x-tar".into());
+    put.cache_control = Some("private, no-store".into());
+    site.provider()
+        .put(put)
+        .await
+        .map_err(|e| format!("staging the upload: {e}"))?;
+    match queue.enqueue(&job.id).await {
+        Ok(entry) => {
+            crate::jobs::queue::mark(&state.config().data_dir, &job.id, &entry);
+            Ok(())
+        }
+        Err(err) => {
+            let _ = site.provider().delete_many(&[staging_key(&job.id)]).await;
+            Err(format!("queueing: {err}"))
+        }
+    }
+}
+
+/// Whether deploy `id`'s archive is still staged in its site's storage (it is removed
+/// when the job ends). Unknown (the storage does not answer) counts as staged.
+pub(crate) async fn still_staged(state: &AppState, id: &str) -> bool {
+    let Ok(Some(job)) = state.job_store().load::<DeployJob>(id).await else {
+        return false;
+    };
+    let Ok(site) = state.sites().get(&job.site) else {
+        return false;
+    };
+    !matches!(
+        site.provider().head(&staging_key(id)).await,
+        Err(edgeship_providers::ProviderError::NotFound { .. })
+    )
+}
+
+/// Runs a queued deploy on this replica: reads its staged archive, extracts it and
+/// deploys; waits while another deploy holds the site's lock. The staged archive is
+/// removed once the job has ended.
+pub(crate) async fn run_queued(state: &AppState, delivery: &Delivery) -> Outcome {
+    let store = state.job_store();
+    let config = state.config();
+    loop {
+        let mut job = match store.load::<DeployJob>(&delivery.job).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                tracing::warn!(job = %delivery.job, "a queued deploy whose record has expired; dropped");
+                return Outcome::Ended;
+            }
+            Err(err) => {
+                tracing::warn!(job = %delivery.job, error = %err, "cannot read a queued deploy; leaving it queued");
+                return Outcome::Retry;
+            }
+        };
+        let site = match state.sites().get(&job.site) {
+            Ok(site) => site,
+            Err(err) => {
+                fail(store, &mut job, &format!("not run: {err}")).await;
+                return Outcome::Ended;
+            }
+        };
+        let key = staging_key(&job.id);
+        if job.is_finished() {
+            let _ = site.provider().delete_many(&[key]).await;
+            return Outcome::Ended;
+        }
+        let work = TempTree(runs_dir(&config.data_dir).join(&job.id));
+        let (upload, target) = (work.0.join("upload"), work.0.join("site"));
+        let _ = tokio::fs::remove_dir_all(&work.0).await;
+        if let Err(err) = tokio::fs::create_dir_all(&target).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot make the deploy's work directory; leaving it queued");
+            return Outcome::Retry;
+        }
+        let staged = match site.provider().get_opt(&key).await {
+            Ok(Some((_, bytes))) => bytes,
+            Ok(None) => {
+                fail(
+                    store,
+                    &mut job,
+                    "the staged upload is gone from the site's storage; upload the site again",
+                )
+                .await;
+                return Outcome::Ended;
+            }
+            Err(err) => {
+                fail(
+                    store,
+                    &mut job,
+                    &format!("the staged upload cannot be read: {err}; upload the site again"),
+                )
+                .await;
+                return Outcome::Ended;
+            }
+        };
+        if let Err(err) = tokio::fs::write(&upload, &staged).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot write the staged upload; leaving it queued");
+            return Outcome::Retry;
+        }
+        drop(staged);
+        let limits = Limits {
+            max_files: config.server.max_upload_files,
+            max_bytes: config
+                .server
+                .max_upload_bytes
+                .saturating_mul(config.server.max_expansion_ratio.max(1)),
+            max_ratio: config.server.max_expansion_ratio,
+        };
+        let (from, into) = (upload.clone(), target.clone());
+        let extracted =
+            tokio::task::spawn_blocking(move || archive::extract(&from, &into, &limits)).await;
+        match extracted {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                fail(
+                    store,
+                    &mut job,
+                    &format!("the staged upload is not a usable archive: {err}"),
+                )
+                .await;
+                let _ = site.provider().delete_many(&[key]).await;
+                return Outcome::Ended;
+            }
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "extraction failed; leaving it queued");
+                return Outcome::Retry;
+            }
+        }
+        let _ = tokio::fs::remove_file(&upload).await;
+        let options = deploy_options(config, target, &job);
+        let progress = JobProgress(Arc::new(Mutex::new(job)));
+        match run(state.clone(), options, progress, work, true).await {
+            RunEnd::Finished => {
+                if let Err(err) = site.provider().delete_many(&[key]).await {
+                    tracing::warn!(job = %delivery.job, error = %err, "cannot remove the staged upload");
+                }
+                return Outcome::Ended;
+            }
+            RunEnd::SiteBusy => {
+                tracing::info!(job = %delivery.job, "another deploy of the site is running; waiting for it");
+                tokio::time::sleep(SITE_BUSY_RETRY).await;
+            }
+        }
+    }
+}
+
+/// How long a queued deploy waits before trying a busy site's lock again.
+const SITE_BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// Marks a job failed with `message` and saves it.
+async fn fail(store: &crate::jobs::JobStore, job: &mut DeployJob, message: &str) {
+    tracing::warn!(job = %job.id, reason = message, "deploy failed");
+    job.status = DeployStatus::Failed;
+    job.error = Some(message.to_owned());
+    job.updated_at = crate::jobs::unix_now();
+    if let Err(err) = store.save(job).await {
+        tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
+    }
+}
+
+/// How a deploy run ended.
+enum RunEnd {
+    /// The job ended (done, partial or failed) and its state is saved.
+    Finished,
+    /// Another deploy holds the site's lock; the job is queued again, unchanged.
+    SiteBusy,
 }
 
 /// Runs the deploy, saving the job's progress every second; removes the upload's
 /// directory, then saves the end state (so a finished job has left nothing behind).
-async fn run(state: AppState, options: DeployOptions, progress: JobProgress, work: TempTree) {
+/// With `wait_for_site`, a site whose lock another deploy holds leaves the job queued
+/// ([`RunEnd::SiteBusy`]) instead of failing it.
+async fn run(
+    state: AppState,
+    options: DeployOptions,
+    progress: JobProgress,
+    work: TempTree,
+    wait_for_site: bool,
+) -> RunEnd {
     let store = state.job_store();
     let site = progress.snapshot().site;
     progress.0.lock().unwrap_or_else(|p| p.into_inner()).status = DeployStatus::Running;
@@ -246,6 +494,15 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
         Err(err) => Err(err),
     };
     saver.abort();
+    if wait_for_site && matches!(&result, Err(err) if err.is_site_busy()) {
+        let mut job = progress.snapshot();
+        job.status = DeployStatus::Queued;
+        job.updated_at = crate::jobs::unix_now();
+        if let Err(err) = store.save(&job).await {
+            tracing::warn!(error = %err, job = %job.id, "cannot save the deploy's state");
+        }
+        return RunEnd::SiteBusy;
+    }
     if let Err(err) = tokio::task::spawn_blocking(move || drop(work)).await {
         tracing::warn!(error = %err, "cannot remove the upload directory");
     }
@@ -279,6 +536,7 @@ async fn run(state: AppState, options: DeployOptions, progress: JobProgress, wor
     if let Err(err) = store.save(&job).await {
         tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
     }
+    RunEnd::Finished
 }
 
 /// A deploy job by id.

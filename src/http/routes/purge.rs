@@ -11,7 +11,9 @@ use serde_json::json;
 use super::ApiError;
 use crate::api_keys::Scope;
 use crate::http::AppState;
+use crate::http::worker::Outcome;
 use crate::jobs::JobKind;
+use crate::jobs::queue::Delivery;
 use crate::purge::job::{self, PurgeJob, RunOptions};
 use crate::purge::prepare;
 
@@ -117,8 +119,10 @@ pub async fn create(
         ));
     }
     let options = RunOptions::from_config(&state.config().purge, body.wait);
-    let mark = RunningMark::new(&state.config().data_dir, &job.id);
     if body.wait {
+        // The caller waits for this request: it runs here, marked so that a restart of
+        // this replica continues it.
+        let mark = RunningMark::new(&state.config().data_dir, &job.id);
         job::run(prepared.provider(), &prepared.store, &mut job, &options).await;
         drop(mark);
         return Ok(HttpResponse::Ok().json(&job));
@@ -126,11 +130,55 @@ pub async fn create(
     let accepted = HttpResponse::Accepted()
         .insert_header(("Location", format!("/v1/purges/{}", job.id)))
         .json(&job);
+    if let Some(queue) = state.queue() {
+        // Any replica runs it; this one only if the queue cannot take it.
+        match queue.enqueue(&job.id).await {
+            Ok(entry) => {
+                crate::jobs::queue::mark(&state.config().data_dir, &job.id, &entry);
+                return Ok(accepted);
+            }
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "cannot queue the purge; running it on this replica");
+            }
+        }
+    }
+    let mark = RunningMark::new(&state.config().data_dir, &job.id);
     state.spawn_job(async move {
         job::run(prepared.provider(), &prepared.store, &mut job, &options).await;
         drop(mark);
     });
     Ok(accepted)
+}
+
+/// Runs a queued purge on this replica from its saved state: batches already sent are
+/// not sent again, and the rest go out with the job's own caller references.
+pub(crate) async fn run_queued(state: &AppState, delivery: &Delivery) -> Outcome {
+    let store = state.job_store();
+    let mut job = match store.load::<PurgeJob>(&delivery.job).await {
+        Ok(Some(job)) if job.is_finished() => return Outcome::Ended,
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            tracing::warn!(job = %delivery.job, "a queued purge whose record has expired; dropped");
+            return Outcome::Ended;
+        }
+        Err(err) => {
+            tracing::warn!(job = %delivery.job, error = %err, "cannot read a queued purge; leaving it queued");
+            return Outcome::Retry;
+        }
+    };
+    match state.sites().get(&job.site) {
+        Ok(site) => {
+            let options = RunOptions::from_config(&state.config().purge, false);
+            job::run(site.provider(), store, &mut job, &options).await;
+        }
+        Err(err) => {
+            job.abandon(&format!("not run: {err}"));
+            if let Err(err) = store.save(&job).await {
+                tracing::warn!(job = %job.id, error = %err, "cannot save a purge job");
+            }
+        }
+    }
+    Outcome::Ended
 }
 
 /// Where `serve` marks the purge jobs it is running: one empty file per job, named by
