@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use edgeship_providers::object::META_HASH;
-use edgeship_providers::{ProviderError, ProviderExt, PutRequest, SharedProvider};
+use edgeship_providers::{ObjectMeta, ProviderError, ProviderExt, PutRequest, SharedProvider};
 
 use super::Target;
 use super::adaptive::AdaptiveLimit;
@@ -311,7 +311,15 @@ impl Uploader<'_> {
 
     async fn round(&self, uploads: Vec<Upload>) -> PhaseOutcome {
         let mut tasks = tokio::task::JoinSet::new();
+        let mut outcome = PhaseOutcome::default();
         for upload in uploads {
+            // Finished tasks are collected as we go: a finished task keeps its whole
+            // allocation (sized for the provider call's future, kilobytes) until joined,
+            // so collecting only at the end held one per object, growing a cold deploy of
+            // 7,800 files to S3 by about 100 MB.
+            while let Some(joined) = tasks.try_join_next() {
+                record(&mut outcome, joined);
+            }
             let (provider, limit, counters, abort, progress) = (
                 Arc::clone(self.provider),
                 Arc::clone(self.limit),
@@ -347,47 +355,55 @@ impl Uploader<'_> {
                 (upload, Some(result))
             });
         }
-        let mut outcome = PhaseOutcome::default();
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((upload, Some(Ok(_)))) => {
-                    outcome.bytes += upload.object.size;
-                    outcome.ok.push(upload.object.key);
-                }
-                Ok((upload, Some(Err(err)))) if err.is_fatal_for_provider() => {
-                    outcome.fatal.get_or_insert(err);
-                    outcome.failures.push(FileMessage {
-                        path: upload.object.key,
-                        message: "not uploaded: the deploy stopped".into(),
-                    });
-                }
-                Ok((upload, Some(Err(err @ ProviderError::RetriesExhausted { .. })))) => {
-                    let failure = FileMessage {
-                        path: upload.object.key.clone(),
-                        message: err.to_string(),
-                    };
-                    outcome.retry_later.push((upload, failure));
-                }
-                Ok((upload, Some(Err(err)))) => {
-                    outcome.failures.push(FileMessage {
-                        path: upload.object.key,
-                        message: err.to_string(),
-                    });
-                }
-                Ok((upload, None)) => {
-                    outcome.failures.push(FileMessage {
-                        path: upload.object.key,
-                        message: "not uploaded: the deploy stopped".into(),
-                    });
-                }
-                Err(join_error) => {
-                    outcome.failures.push(FileMessage {
-                        path: "<task>".into(),
-                        message: format!("upload task failed: {join_error}"),
-                    });
-                }
-            }
+            record(&mut outcome, joined);
         }
         outcome
+    }
+}
+
+/// What one upload task returns: the upload, and its result unless it was skipped
+/// because the deploy stopped.
+type UploadResult = (Upload, Option<Result<ObjectMeta, ProviderError>>);
+
+/// Adds one finished upload task to the phase's outcome.
+fn record(outcome: &mut PhaseOutcome, joined: Result<UploadResult, tokio::task::JoinError>) {
+    match joined {
+        Ok((upload, Some(Ok(_)))) => {
+            outcome.bytes += upload.object.size;
+            outcome.ok.push(upload.object.key);
+        }
+        Ok((upload, Some(Err(err)))) if err.is_fatal_for_provider() => {
+            outcome.fatal.get_or_insert(err);
+            outcome.failures.push(FileMessage {
+                path: upload.object.key,
+                message: "not uploaded: the deploy stopped".into(),
+            });
+        }
+        Ok((upload, Some(Err(err @ ProviderError::RetriesExhausted { .. })))) => {
+            let failure = FileMessage {
+                path: upload.object.key.clone(),
+                message: err.to_string(),
+            };
+            outcome.retry_later.push((upload, failure));
+        }
+        Ok((upload, Some(Err(err)))) => {
+            outcome.failures.push(FileMessage {
+                path: upload.object.key,
+                message: err.to_string(),
+            });
+        }
+        Ok((upload, None)) => {
+            outcome.failures.push(FileMessage {
+                path: upload.object.key,
+                message: "not uploaded: the deploy stopped".into(),
+            });
+        }
+        Err(join_error) => {
+            outcome.failures.push(FileMessage {
+                path: "<task>".into(),
+                message: format!("upload task failed: {join_error}"),
+            });
+        }
     }
 }

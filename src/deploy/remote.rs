@@ -160,7 +160,13 @@ async fn head_all(
     keys: Vec<String>,
 ) -> Result<BTreeMap<String, ObjectMeta>, DeployError> {
     let mut tasks = tokio::task::JoinSet::new();
+    let mut stored = BTreeMap::new();
     for key in keys {
+        // Finished tasks are collected as we go (a finished task keeps its allocation
+        // until joined; see `execute`).
+        while let Some(joined) = tasks.try_join_next() {
+            record_head(&mut stored, joined)?;
+        }
         let provider = Arc::clone(provider);
         // Wait here, not in the task: one waiter instead of thousands (see adaptive).
         let permit = limit.acquire().await;
@@ -169,18 +175,28 @@ async fn head_all(
             (key.clone(), provider.head(&key).await)
         });
     }
-    let mut stored = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let Ok((key, result)) = joined else { continue };
-        match result {
-            Ok(meta) => {
-                stored.insert(key, meta);
-            }
-            Err(ProviderError::NotFound { .. }) => {}
-            Err(err) if err.is_fatal_for_provider() => return Err(err.into()),
-            // Unknown state: upload it again, which is always safe.
-            Err(_) => {}
-        }
+        record_head(&mut stored, joined)?;
     }
     Ok(stored)
+}
+
+/// Adds one finished `HEAD` to what is stored; a fatal error stops the deploy.
+fn record_head(
+    stored: &mut BTreeMap<String, ObjectMeta>,
+    joined: Result<(String, Result<ObjectMeta, ProviderError>), tokio::task::JoinError>,
+) -> Result<(), DeployError> {
+    let Ok((key, result)) = joined else {
+        return Ok(());
+    };
+    match result {
+        Ok(meta) => {
+            stored.insert(key, meta);
+        }
+        Err(ProviderError::NotFound { .. }) => {}
+        Err(err) if err.is_fatal_for_provider() => return Err(err.into()),
+        // Unknown state: upload it again, which is always safe.
+        Err(_) => {}
+    }
+    Ok(())
 }
