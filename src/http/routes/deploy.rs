@@ -81,8 +81,9 @@ pub fn staging_key(id: &str) -> String {
 /// since the deploy engine finds the interrupted deploy's marker — and its upload is
 /// removed. Returns how many were settled.
 ///
-/// With the queue, nothing is marked: the job's entry is still pending and a replica
-/// claims it and runs it from its staged archive; only the local directory is removed.
+/// A deploy this replica queued (its note is in [`crate::jobs::queue::marks_dir`]) is not
+/// marked: its entry is still in the queue and a replica runs it from its staged archive;
+/// only the local directory is removed.
 pub async fn settle_interrupted(state: &AppState) -> usize {
     // Queued deploys this replica was running are claimed again from the queue.
     let runs = runs_dir(&state.config().data_dir);
@@ -101,7 +102,10 @@ pub async fn settle_interrupted(state: &AppState) -> usize {
     let mut settled = 0;
     while let Ok(Some(entry)) = entries.next_entry().await {
         let id = entry.file_name().to_string_lossy().into_owned();
-        if state.queue().is_none() && crate::jobs::JobKind::Deploy.owns(&id) {
+        let queued = crate::jobs::queue::marks_dir(&state.config().data_dir)
+            .join(&id)
+            .exists();
+        if !queued && crate::jobs::JobKind::Deploy.owns(&id) {
             match state.job_store().load::<DeployJob>(&id).await {
                 Ok(Some(mut job)) if !job.is_finished() => {
                     job.status = DeployStatus::Failed;
