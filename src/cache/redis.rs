@@ -168,16 +168,12 @@ impl RedisStore {
         for seed in &seeds {
             infos.push(seed.into_connection_info().map_err(unusable)?);
         }
-        let tls = infos
+        let tls_seeds = infos
             .iter()
-            .any(|info| matches!(info.addr(), ::redis::ConnectionAddr::TcpTls { .. }));
-        if tls
-            && infos.len()
-                != infos
-                    .iter()
-                    .filter(|i| matches!(i.addr(), ::redis::ConnectionAddr::TcpTls { .. }))
-                    .count()
-        {
+            .filter(|info| matches!(info.addr(), ::redis::ConnectionAddr::TcpTls { .. }))
+            .count();
+        let tls = tls_seeds > 0;
+        if tls && tls_seeds != infos.len() {
             return Err(CacheError::Config(
                 "cache.redis_url mixes rediss:// and redis:// seeds; use one scheme".into(),
             ));

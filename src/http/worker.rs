@@ -146,18 +146,8 @@ async fn run(state: &AppState, queue: &JobQueue, delivery: Delivery) {
             }
         }
     };
-    let job = async {
-        if JobKind::Deploy.owns(&delivery.job) {
-            super::routes::deploy::run_queued(state, &delivery).await
-        } else if JobKind::Purge.owns(&delivery.job) {
-            super::routes::purge::run_queued(state, &delivery).await
-        } else {
-            tracing::warn!(job = %delivery.job, "a queued job of no known kind; dropped");
-            Outcome::Ended
-        }
-    };
     let outcome = tokio::select! {
-        outcome = job => Some(outcome),
+        outcome = run_job(state, &delivery) => Some(outcome),
         () = check_ins => None,
         () = lost.cancelled() => None,
     };
@@ -169,6 +159,28 @@ async fn run(state: &AppState, queue: &JobQueue, delivery: Delivery) {
         }
         Some(Outcome::Retry) | None => {}
     }
+}
+
+/// Runs a queued job by its kind (the first letter of its id).
+async fn run_job(state: &AppState, delivery: &Delivery) -> Outcome {
+    if JobKind::Deploy.owns(&delivery.job) {
+        super::routes::deploy::run_queued(state, delivery).await
+    } else if JobKind::Purge.owns(&delivery.job) {
+        super::routes::purge::run_queued(state, delivery).await
+    } else {
+        tracing::warn!(job = %delivery.job, "a queued job of no known kind; dropped");
+        Outcome::Ended
+    }
+}
+
+/// Whether job `id` has finished, and when it last changed; `None` when there is no such
+/// job (it expired).
+async fn finished_and_changed<J: crate::jobs::Job>(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<(bool, u64)>, crate::jobs::JobError> {
+    let job = state.job_store().load::<J>(id).await?;
+    Ok(job.map(|job| (job.is_finished(), job.updated_at())))
 }
 
 /// Looks at the jobs this replica queued (see [`crate::jobs::queue::marks_dir`]): a
@@ -187,17 +199,9 @@ async fn sweep_marks(state: &AppState, queue: &JobQueue) {
             continue;
         };
         let state_of = if JobKind::Deploy.owns(&job) {
-            state
-                .job_store()
-                .load::<crate::deploy::job::DeployJob>(&job)
-                .await
-                .map(|j| j.map(|j| (j.is_finished(), j.updated_at)))
+            finished_and_changed::<crate::deploy::job::DeployJob>(state, &job).await
         } else if JobKind::Purge.owns(&job) {
-            state
-                .job_store()
-                .load::<crate::purge::job::PurgeJob>(&job)
-                .await
-                .map(|j| j.map(|j| (j.is_finished(), j.updated_at)))
+            finished_and_changed::<crate::purge::job::PurgeJob>(state, &job).await
         } else {
             let _ = tokio::fs::remove_file(file.path()).await;
             continue;
@@ -233,11 +237,7 @@ async fn sweep_marks(state: &AppState, queue: &JobQueue) {
         };
         let state_for_job = state.clone();
         state.spawn_job(async move {
-            if JobKind::Deploy.owns(&delivery.job) {
-                super::routes::deploy::run_queued(&state_for_job, &delivery).await;
-            } else {
-                super::routes::purge::run_queued(&state_for_job, &delivery).await;
-            }
+            run_job(&state_for_job, &delivery).await;
         });
     }
 }

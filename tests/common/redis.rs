@@ -75,6 +75,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Starts `redis-server` with `args`, on loopback, without persistence, its files in
+/// `dir`; does not wait for it to answer.
+pub fn spawn_redis_server(args: &[&str], dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(args)
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start redis-server ({err}); scripts/test installs it"))
+}
+
 /// A `redis-server` of this test only, on a free port, without persistence.
 pub struct PrivateRedis {
     pub port: u16,
@@ -98,25 +119,7 @@ impl PrivateRedis {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot start redis-server ({err}); scripts/test installs it")
-            });
+        let child = spawn_redis_server(&["--port", &self.port.to_string()], self.dir.path());
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

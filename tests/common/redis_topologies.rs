@@ -3,14 +3,14 @@
 //! made for the test. Private servers are started by the test and killed when dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use edgeship::cache::CacheKey;
 use edgeship::config::{CacheConfig, RedisUrl};
 use redis::{FromRedisValue, TlsCertificates};
 
-use super::redis::{SHARED_REDIS, free_port, unique_prefix};
+use super::redis::{SHARED_REDIS, free_port, spawn_redis_server, unique_prefix};
 
 /// Runs each case (an `async fn(&Backend)` in the calling module) on the shared server, on
 /// a three-node cluster and over TLS, as tests named `shared::case`, `cluster::case` and
@@ -291,24 +291,7 @@ struct Server {
 
 impl Server {
     fn spawn(args: &[&str], dir: &Path) -> Self {
-        let child = Command::new("redis-server")
-            .args(args)
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot start redis-server ({err}); scripts/test installs it")
-            });
+        let child = spawn_redis_server(args, dir);
         Self {
             child: Some(child),
             _dir: None,

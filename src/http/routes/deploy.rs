@@ -99,26 +99,17 @@ pub async fn settle_interrupted(state: &AppState) -> usize {
     let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
         return 0;
     };
+    let marks = crate::jobs::queue::marks_dir(&state.config().data_dir);
     let mut settled = 0;
     while let Ok(Some(entry)) = entries.next_entry().await {
         let id = entry.file_name().to_string_lossy().into_owned();
-        let queued = crate::jobs::queue::marks_dir(&state.config().data_dir)
-            .join(&id)
-            .exists();
-        if !queued && crate::jobs::JobKind::Deploy.owns(&id) {
+        let queued = || marks.join(&id).exists();
+        if crate::jobs::JobKind::Deploy.owns(&id) && !queued() {
             match state.job_store().load::<DeployJob>(&id).await {
                 Ok(Some(mut job)) if !job.is_finished() => {
-                    job.status = DeployStatus::Failed;
-                    job.error = Some(
-                        "the service stopped while this deploy ran; upload the site again: the next deploy checks what is stored and uploads only the rest"
-                            .into(),
-                    );
-                    job.updated_at = crate::jobs::unix_now();
-                    match state.job_store().save(&job).await {
-                        Ok(()) => settled += 1,
-                        Err(err) => {
-                            tracing::warn!(job = %id, error = %err, "cannot settle an interrupted deploy")
-                        }
+                    let reason = "the service stopped while this deploy ran; upload the site again: the next deploy checks what is stored and uploads only the rest";
+                    if fail(state.job_store(), &mut job, reason).await {
+                        settled += 1;
                     }
                 }
                 Ok(_) => {}
@@ -207,18 +198,8 @@ pub async fn create(
             "send the site as a tar, tar.gz or tar.zst body",
         ));
     }
-    let limits = Limits {
-        max_files: config.server.max_upload_files,
-        max_bytes: config
-            .server
-            .max_upload_bytes
-            .saturating_mul(config.server.max_expansion_ratio.max(1)),
-        max_ratio: config.server.max_expansion_ratio,
-    };
-    let (from, into) = (upload.clone(), target.clone());
-    let extracted =
-        tokio::task::spawn_blocking(move || archive::extract(&from, &into, &limits)).await;
-    let extracted = extracted
+    let extracted = extract(config, &upload, &target)
+        .await
         .map_err(|err| ApiError::internal("extraction failed", &err))?
         .map_err(|err| ApiError::bad_request("bad_archive", err.to_string()))?;
     job.files = extracted.files;
@@ -241,8 +222,8 @@ pub async fn create(
     let accepted = HttpResponse::Accepted()
         .insert_header(("Location", format!("/v1/deploys/{}", job.id)))
         .json(&job);
-    if state.queue().is_some() {
-        match stage_and_queue(&state, &job, &upload).await {
+    if let Some(queue) = state.queue() {
+        match stage_and_queue(&state, queue, &job, &upload).await {
             Ok(()) => {
                 // The replica that runs it extracts the staged archive again.
                 let _ = tokio::task::spawn_blocking(move || drop(work)).await;
@@ -281,12 +262,10 @@ fn deploy_options(
 /// staged archive is removed again.
 async fn stage_and_queue(
     state: &AppState,
+    queue: &crate::jobs::queue::JobQueue,
     job: &DeployJob,
     upload: &std::path::Path,
 ) -> Result<(), String> {
-    let Some(queue) = state.queue() else {
-        return Err("no queue".into());
-    };
     let site = state.sites().get(&job.site).map_err(|e| e.to_string())?;
     let size = tokio::fs::metadata(upload)
         .await
@@ -336,120 +315,123 @@ pub(crate) async fn still_staged(state: &AppState, id: &str) -> bool {
 pub(crate) async fn run_queued(state: &AppState, delivery: &Delivery) -> Outcome {
     let store = state.job_store();
     let config = state.config();
-    loop {
-        let mut job = match store.load::<DeployJob>(&delivery.job).await {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                tracing::warn!(job = %delivery.job, "a queued deploy whose record has expired; dropped");
-                return Outcome::Ended;
-            }
-            Err(err) => {
-                tracing::warn!(job = %delivery.job, error = %err, "cannot read a queued deploy; leaving it queued");
-                return Outcome::Retry;
-            }
-        };
-        let site = match state.sites().get(&job.site) {
-            Ok(site) => site,
-            Err(err) => {
-                fail(store, &mut job, &format!("not run: {err}")).await;
-                return Outcome::Ended;
-            }
-        };
-        let key = staging_key(&job.id);
-        if job.is_finished() {
+    let mut job = match store.load::<DeployJob>(&delivery.job).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            tracing::warn!(job = %delivery.job, "a queued deploy whose record has expired; dropped");
+            return Outcome::Ended;
+        }
+        Err(err) => {
+            tracing::warn!(job = %delivery.job, error = %err, "cannot read a queued deploy; leaving it queued");
+            return Outcome::Retry;
+        }
+    };
+    let site = match state.sites().get(&job.site) {
+        Ok(site) => site,
+        Err(err) => {
+            fail(store, &mut job, &format!("not run: {err}")).await;
+            return Outcome::Ended;
+        }
+    };
+    let key = staging_key(&job.id);
+    if job.is_finished() {
+        let _ = site.provider().delete_many(&[key]).await;
+        return Outcome::Ended;
+    }
+    let mut work = TempTree(runs_dir(&config.data_dir).join(&job.id));
+    let (upload, target) = (work.0.join("upload"), work.0.join("site"));
+    let _ = tokio::fs::remove_dir_all(&work.0).await;
+    if let Err(err) = tokio::fs::create_dir_all(&target).await {
+        tracing::warn!(job = %job.id, error = %err, "cannot make the deploy's work directory; leaving it queued");
+        return Outcome::Retry;
+    }
+    let staged = match site.provider().get_opt(&key).await {
+        Ok(Some((_, bytes))) => bytes,
+        Ok(None) => {
+            let message =
+                "the staged upload is gone from the site's storage; upload the site again";
+            fail(store, &mut job, message).await;
+            return Outcome::Ended;
+        }
+        Err(err) => {
+            let message = format!("the staged upload cannot be read: {err}; upload the site again");
+            fail(store, &mut job, &message).await;
+            return Outcome::Ended;
+        }
+    };
+    if let Err(err) = tokio::fs::write(&upload, &staged).await {
+        tracing::warn!(job = %job.id, error = %err, "cannot write the staged upload; leaving it queued");
+        return Outcome::Retry;
+    }
+    drop(staged);
+    match extract(config, &upload, &target).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => {
+            let message = format!("the staged upload is not a usable archive: {err}");
+            fail(store, &mut job, &message).await;
             let _ = site.provider().delete_many(&[key]).await;
             return Outcome::Ended;
         }
-        let work = TempTree(runs_dir(&config.data_dir).join(&job.id));
-        let (upload, target) = (work.0.join("upload"), work.0.join("site"));
-        let _ = tokio::fs::remove_dir_all(&work.0).await;
-        if let Err(err) = tokio::fs::create_dir_all(&target).await {
-            tracing::warn!(job = %job.id, error = %err, "cannot make the deploy's work directory; leaving it queued");
+        Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "extraction failed; leaving it queued");
             return Outcome::Retry;
         }
-        let staged = match site.provider().get_opt(&key).await {
-            Ok(Some((_, bytes))) => bytes,
-            Ok(None) => {
-                fail(
-                    store,
-                    &mut job,
-                    "the staged upload is gone from the site's storage; upload the site again",
-                )
-                .await;
-                return Outcome::Ended;
-            }
-            Err(err) => {
-                fail(
-                    store,
-                    &mut job,
-                    &format!("the staged upload cannot be read: {err}; upload the site again"),
-                )
-                .await;
-                return Outcome::Ended;
-            }
-        };
-        if let Err(err) = tokio::fs::write(&upload, &staged).await {
-            tracing::warn!(job = %job.id, error = %err, "cannot write the staged upload; leaving it queued");
-            return Outcome::Retry;
-        }
-        drop(staged);
-        let limits = Limits {
-            max_files: config.server.max_upload_files,
-            max_bytes: config
-                .server
-                .max_upload_bytes
-                .saturating_mul(config.server.max_expansion_ratio.max(1)),
-            max_ratio: config.server.max_expansion_ratio,
-        };
-        let (from, into) = (upload.clone(), target.clone());
-        let extracted =
-            tokio::task::spawn_blocking(move || archive::extract(&from, &into, &limits)).await;
-        match extracted {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                fail(
-                    store,
-                    &mut job,
-                    &format!("the staged upload is not a usable archive: {err}"),
-                )
-                .await;
-                let _ = site.provider().delete_many(&[key]).await;
-                return Outcome::Ended;
-            }
-            Err(err) => {
-                tracing::warn!(job = %job.id, error = %err, "extraction failed; leaving it queued");
-                return Outcome::Retry;
-            }
-        }
-        let _ = tokio::fs::remove_file(&upload).await;
-        let options = deploy_options(config, target, &job);
-        let progress = JobProgress(Arc::new(Mutex::new(job)));
-        match run(state.clone(), options, progress, work, true).await {
+    }
+    let _ = tokio::fs::remove_file(&upload).await;
+    let options = deploy_options(config, target, &job);
+    let mut progress = JobProgress(Arc::new(Mutex::new(job)));
+    // The extracted site is kept while the site's lock is busy: only the deploy is retried.
+    loop {
+        match run(state.clone(), options.clone(), progress, work, true).await {
             RunEnd::Finished => {
                 if let Err(err) = site.provider().delete_many(&[key]).await {
                     tracing::warn!(job = %delivery.job, error = %err, "cannot remove the staged upload");
                 }
                 return Outcome::Ended;
             }
-            RunEnd::SiteBusy => {
+            RunEnd::SiteBusy(kept, waiting) => {
                 tracing::info!(job = %delivery.job, "another deploy of the site is running; waiting for it");
                 tokio::time::sleep(SITE_BUSY_RETRY).await;
+                (work, progress) = (kept, waiting);
             }
         }
     }
 }
 
+/// Extracts the archive at `upload` into `target` within the server's upload limits, on
+/// the blocking pool (an error of the outer result: the extraction task failed).
+async fn extract(
+    config: &crate::config::Config,
+    upload: &std::path::Path,
+    target: &std::path::Path,
+) -> Result<Result<archive::Extracted, archive::ArchiveError>, tokio::task::JoinError> {
+    let limits = Limits {
+        max_files: config.server.max_upload_files,
+        max_bytes: config
+            .server
+            .max_upload_bytes
+            .saturating_mul(config.server.max_expansion_ratio.max(1)),
+        max_ratio: config.server.max_expansion_ratio,
+    };
+    let (from, into) = (upload.to_path_buf(), target.to_path_buf());
+    tokio::task::spawn_blocking(move || archive::extract(&from, &into, &limits)).await
+}
+
 /// How long a queued deploy waits before trying a busy site's lock again.
 const SITE_BUSY_RETRY: Duration = Duration::from_secs(2);
 
-/// Marks a job failed with `message` and saves it.
-async fn fail(store: &crate::jobs::JobStore, job: &mut DeployJob, message: &str) {
+/// Marks a job failed with `message` and saves it; `false` when it could not be saved.
+async fn fail(store: &crate::jobs::JobStore, job: &mut DeployJob, message: &str) -> bool {
     tracing::warn!(job = %job.id, reason = message, "deploy failed");
     job.status = DeployStatus::Failed;
     job.error = Some(message.to_owned());
     job.updated_at = crate::jobs::unix_now();
-    if let Err(err) = store.save(job).await {
-        tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
+    match store.save(job).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(error = %err, job = %job.id, "cannot save the deploy result");
+            false
+        }
     }
 }
 
@@ -457,8 +439,9 @@ async fn fail(store: &crate::jobs::JobStore, job: &mut DeployJob, message: &str)
 enum RunEnd {
     /// The job ended (done, partial or failed) and its state is saved.
     Finished,
-    /// Another deploy holds the site's lock; the job is queued again, unchanged.
-    SiteBusy,
+    /// Another deploy holds the site's lock; the job is queued again, unchanged, and its
+    /// extracted site and progress are handed back for the next try.
+    SiteBusy(TempTree, JobProgress),
 }
 
 /// Runs the deploy, saving the job's progress every second; removes the upload's
@@ -505,7 +488,7 @@ async fn run(
         if let Err(err) = store.save(&job).await {
             tracing::warn!(error = %err, job = %job.id, "cannot save the deploy's state");
         }
-        return RunEnd::SiteBusy;
+        return RunEnd::SiteBusy(work, progress);
     }
     if let Err(err) = tokio::task::spawn_blocking(move || drop(work)).await {
         tracing::warn!(error = %err, "cannot remove the upload directory");
