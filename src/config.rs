@@ -203,7 +203,7 @@ pub struct ServerConfig {
     pub auth_failures_before_block: u32,
     /// The window in which failed authentications are counted, in seconds.
     pub auth_failure_window_secs: u64,
-    /// How long a blocked IP is refused, in seconds.
+    /// How long a blocked IP is refused, in seconds; 0 never blocks.
     pub block_secs: u64,
     /// Networks allowed to call the API (CIDR); empty allows any.
     pub allow_ips: Vec<ipnet::IpNet>,

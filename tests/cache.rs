@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use common::redis::{DelayProxy, SHARED_REDIS, cleanup, raw_connection, redis_config};
 use common::redis_topologies::Backend;
 use edgeship::cache::codec::CodecError;
-use edgeship::cache::{Cache, CacheError, CacheKey, Compression, Format, Health, KeyPattern};
+use edgeship::cache::{
+    Admission, Cache, CacheError, CacheKey, Compression, Format, Health, KeyPattern, RateLimit,
+};
 use edgeship::config::{CacheConfig, RedisUrl};
 use edgeship::pipeline::manifest::{Manifest, ManifestEntry};
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,8 @@ common::redis_topologies::on_every_redis!(
     a_corrupted_stored_value_is_a_typed_error_naming_the_key,
     unique_prefixes_isolate_caches_that_share_one_redis,
     keys_of_many_sites_are_spread_and_deleted_by_one_pattern,
+    throttle_admits_a_burst_then_one_request_per_interval,
+    a_throttle_budget_is_shared_by_every_cache_on_one_redis,
 );
 
 async fn round_trip<T>(cache: &Cache, name: &str, value: T)
@@ -425,6 +429,56 @@ async fn pattern_deletes_match_the_same_keys_in_memory_and_in_redis(backend: &Ba
     }
 }
 
+/// On a stopped clock the GCRA arithmetic is exact: 2 at once, then one per 500 ms, and
+/// a quiet spell refills the burst but never more.
+#[tokio::test]
+async fn memory_throttle_is_exact_on_tokio_time() {
+    tokio::time::pause();
+    let cache = Cache::memory();
+    let key = cache.keys().global().key("ratelimit:key:k");
+    let limit = RateLimit::per_second(2, 2);
+    assert_eq!(limit.tolerance(), Duration::from_secs(1));
+    assert_eq!(
+        cache.throttle(&key, limit).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        cache.throttle(&key, limit).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        cache.throttle(&key, limit).await.unwrap(),
+        Admission::Limited {
+            retry_after: Duration::from_millis(500)
+        }
+    );
+    tokio::time::advance(Duration::from_millis(200)).await;
+    assert_eq!(
+        cache.throttle(&key, limit).await.unwrap(),
+        Admission::Limited {
+            retry_after: Duration::from_millis(300)
+        }
+    );
+    tokio::time::advance(Duration::from_millis(300)).await;
+    assert_eq!(
+        cache.throttle(&key, limit).await.unwrap(),
+        Admission::Admitted
+    );
+    // A long quiet spell: the key expired, and the burst is 2 again, not more.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(cache.get::<String>(&key).await.unwrap(), None, "expired");
+    for _ in 0..2 {
+        assert_eq!(
+            cache.throttle(&key, limit).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    assert!(matches!(
+        cache.throttle(&key, limit).await.unwrap(),
+        Admission::Limited { .. }
+    ));
+}
+
 #[tokio::test]
 async fn memory_values_and_counters_expire_on_tokio_time() {
     tokio::time::pause();
@@ -444,6 +498,11 @@ async fn memory_values_and_counters_expire_on_tokio_time() {
         .await
         .unwrap();
     tokio::time::advance(Duration::from_secs(9)).await;
+    assert_eq!(
+        cache.ttl(&value).await.unwrap(),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(cache.ttl(&site.key("missing")).await.unwrap(), None);
     // A later increment does not push the window's expiry back.
     cache
         .incr_by(&counter, 1, Some(Duration::from_secs(60)))
@@ -503,7 +562,16 @@ async fn redis_values_and_counters_expire(backend: &Backend) {
         assert!((1..=400).contains(&left), "{key}: PTTL {left}");
     }
     assert_eq!(pttl(&keep), -1, "no TTL");
+    // `ttl` reads the same: what is left, or None without an expiry or a key.
+    let left = cache.ttl(&value).await.unwrap().unwrap();
+    assert!(
+        left > Duration::ZERO && left <= Duration::from_millis(400),
+        "{left:?}"
+    );
+    assert_eq!(cache.ttl(&keep).await.unwrap(), None);
+    assert_eq!(cache.ttl(&site.key("missing")).await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(cache.ttl(&value).await.unwrap(), None, "expired");
     assert!(!backend.exists(&value) && !backend.exists(&counter) && backend.exists(&keep));
     assert_eq!(cache.get::<String>(&value).await.unwrap(), None);
     assert_eq!(
@@ -733,6 +801,84 @@ async fn unique_prefixes_isolate_caches_that_share_one_redis(backend: &Backend) 
         .await
         .unwrap();
     assert_eq!(report.deleted, 1);
+}
+
+fn retry_after(admission: Admission, label: &str) -> Duration {
+    match admission {
+        Admission::Limited { retry_after } => retry_after,
+        Admission::Admitted => panic!("{label}: admitted over the limit"),
+    }
+}
+
+/// GCRA: `burst` requests at once, then one per interval; a refused request costs nothing.
+async fn throttle_admits_a_burst_then_one_request_per_interval(backend: &Backend) {
+    // One per 250 ms, 3 at once.
+    let limit = RateLimit {
+        interval: Duration::from_millis(250),
+        burst: 3,
+    };
+    assert_eq!(
+        RateLimit::per_second(4, 3),
+        RateLimit { burst: 4, ..limit },
+        "a burst is at least one second's worth"
+    );
+    for (label, cache) in compositions(backend, "throttle").await {
+        let key = cache.keys().global().key("ratelimit:key:k1");
+        for i in 0..3 {
+            assert_eq!(
+                cache.throttle(&key, limit).await.unwrap(),
+                Admission::Admitted,
+                "{label}: request {i} of the burst"
+            );
+        }
+        let first = retry_after(cache.throttle(&key, limit).await.unwrap(), label);
+        assert!(
+            first > Duration::from_millis(150) && first <= Duration::from_millis(250),
+            "{label}: the 4th waits about one interval, not {first:?}"
+        );
+        if label != "memory" {
+            assert!(backend.exists(&key), "{label}: the state is kept in Redis");
+        }
+        // Being refused does not push the next admission further out.
+        let second = retry_after(cache.throttle(&key, limit).await.unwrap(), label);
+        assert!(second <= first, "{label}: {second:?} after {first:?}");
+        tokio::time::sleep(second).await;
+        assert_eq!(
+            cache.throttle(&key, limit).await.unwrap(),
+            Admission::Admitted,
+            "{label}: one more after waiting"
+        );
+        retry_after(cache.throttle(&key, limit).await.unwrap(), label);
+        // Another key has its own budget.
+        let other = cache.keys().global().key("ratelimit:key:k2");
+        assert_eq!(
+            cache.throttle(&other, limit).await.unwrap(),
+            Admission::Admitted,
+            "{label}"
+        );
+        cleanup(&cache).await;
+    }
+}
+
+/// Two caches on one Redis and prefix (two replicas) draw on one budget.
+async fn a_throttle_budget_is_shared_by_every_cache_on_one_redis(backend: &Backend) {
+    let config = backend.config("throttle-shared");
+    let a = Cache::from_config(&config).unwrap();
+    let b = Cache::from_config(&config).unwrap();
+    let limit = RateLimit::per_second(1, 4);
+    let key = a.keys().global().key("ratelimit:key:shared");
+    let mut admitted = 0;
+    for i in 0..8 {
+        let cache = if i % 2 == 0 { &a } else { &b };
+        if cache.throttle(&key, limit).await.unwrap() == Admission::Admitted {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 4, "{}: one budget of 4 for both", backend.label);
+    assert_eq!(a.health().await, Health::Ready, "a ran on Redis");
+    assert_eq!(b.health().await, Health::Ready, "b ran on Redis");
+    assert!(backend.exists(&key));
+    cleanup(&a).await;
 }
 
 /// Keys of 60 sites land in 60 slots: on a cluster every node holds some, and one pattern

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use common::fixture;
 use common::http::TestApp;
+use common::redis::{SHARED_REDIS, cleanup, raw_connection, redis_config};
 use edgeship::api_keys::Scope;
+use edgeship::cache::Health;
 use edgeship::deploy::{DeployOptions, Deployer};
 use edgeship::pipeline::build::NoProgress;
 use serde_json::json;
@@ -125,6 +127,130 @@ async fn over_the_key_rate_is_429_with_retry_after() {
     assert_eq!(limited.code(), "rate_limited");
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "retry after {retry}");
+}
+
+fn audit_events(app: &TestApp, event: &str) -> usize {
+    let audit = std::fs::read_to_string(app.data.path().join("audit.log")).unwrap_or_default();
+    audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == event)
+        .count()
+}
+
+/// Two replicas sharing Redis: one key's budget for both, kept on the server.
+#[tokio::test]
+async fn with_redis_a_keys_rate_limit_holds_across_replicas() {
+    let a = TestApp::spawn_with(|c| {
+        c.cache = redis_config(SHARED_REDIS, "replica-rate");
+        c.server.key_rate_per_sec = 1;
+        c.server.key_burst = 4;
+    })
+    .await;
+    let b = a.replica();
+    let mut statuses = Vec::new();
+    for app in [&a, &b, &a, &b, &a, &b] {
+        statuses.push(app.admin("GET", "/v1/cache/stats", None).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 429, 429],
+        "a burst of 4 over both replicas, not 4 on each"
+    );
+    let limited = b.admin("GET", "/v1/cache/stats", None).await;
+    assert_eq!(limited.code(), "rate_limited");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "retry after {retry}");
+    // It ran on Redis, not on either replica's memory fallback.
+    for app in [&a, &b] {
+        assert_eq!(app.state.cache().health().await, Health::Ready);
+    }
+    let (id, _) = edgeship::api_keys::parse_token(&a.admin).unwrap();
+    let slot = format!("{}:global:ratelimit:key:{id}", a.config.cache.prefix);
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&slot)
+        .query(&mut raw_connection(SHARED_REDIS))
+        .unwrap();
+    assert!(
+        ttl_ms > 3000,
+        "the budget's state is in Redis ({slot}: {ttl_ms} ms)"
+    );
+    cleanup(a.state.cache()).await;
+}
+
+/// Two replicas sharing Redis: failures on either count toward one block, which both
+/// enforce, and the block is audited once.
+#[tokio::test]
+async fn with_redis_failed_authentications_on_every_replica_count_toward_one_block() {
+    let a = TestApp::spawn_with(|c| {
+        c.cache = redis_config(SHARED_REDIS, "replica-block");
+        c.server.auth_failures_before_block = 4;
+        c.server.block_secs = 60;
+    })
+    .await;
+    let b = a.replica();
+    for app in [&a, &b, &a, &b] {
+        let r = app
+            .call(
+                "GET",
+                "/v1/cache/stats",
+                &[("authorization", "Bearer nope")],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    for app in [&a, &b] {
+        let blocked = app.admin("GET", "/v1/cache/stats", None).await;
+        assert_eq!(blocked.status, 429, "blocked on every replica");
+        assert_eq!(blocked.code(), "blocked");
+        let retry: u64 = blocked.header("retry-after").unwrap().parse().unwrap();
+        assert!((50..=60).contains(&retry), "retry after {retry}");
+        assert_eq!(app.state.cache().health().await, Health::Ready);
+    }
+    assert_eq!(
+        audit_events(&a, "auth.blocked") + audit_events(&b, "auth.blocked"),
+        1,
+        "one block, one audit event"
+    );
+    assert_eq!(
+        audit_events(&b, "auth.blocked"),
+        1,
+        "by the replica that blocked"
+    );
+    let block = format!("{}:global:auth:blocked:127.0.0.1", a.config.cache.prefix);
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&block)
+        .query(&mut raw_connection(SHARED_REDIS))
+        .unwrap();
+    assert!(
+        (50_000..=60_000).contains(&ttl_ms),
+        "the block is in Redis ({block}: {ttl_ms} ms)"
+    );
+    cleanup(a.state.cache()).await;
+}
+
+/// `block_secs = 0` counts failures but never blocks.
+#[tokio::test]
+async fn block_secs_zero_never_blocks() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.auth_failures_before_block = 2;
+        c.server.block_secs = 0;
+    })
+    .await;
+    for _ in 0..4 {
+        let r = app
+            .call(
+                "GET",
+                "/v1/cache/stats",
+                &[("authorization", "Bearer nope")],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(app.admin("GET", "/v1/cache/stats", None).await.status, 200);
+    assert_eq!(audit_events(&app, "auth.blocked"), 0);
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ use tokio::task::AbortHandle;
 
 use super::memory::MemoryStore;
 use super::metrics::CacheMetrics;
-use super::{CacheError, CacheStore, DeleteReport, Health, Result};
+use super::{Admission, CacheError, CacheStore, DeleteReport, Health, RateLimit, Result};
 
 /// Redis (or any primary) with a memory fallback.
 pub struct FallbackStore {
@@ -375,6 +375,20 @@ impl CacheStore for FallbackStore {
     }
 
     /// Always succeeds: while the primary is down the memory store answers.
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        self.call("ttl", || self.primary.ttl(key), || self.fallback.ttl(key))
+            .await
+    }
+
+    async fn throttle(&self, key: &str, limit: RateLimit) -> Result<Admission> {
+        self.call(
+            "throttle",
+            || self.primary.throttle(key, limit),
+            || self.fallback.throttle(key, limit),
+        )
+        .await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.call("ping", || self.primary.ping(), || self.fallback.ping())
             .await

@@ -17,7 +17,7 @@ use super::layered::LayeredStore;
 use super::memory::MemoryStore;
 use super::metrics::{CacheMetrics, CacheStats, MeteredStore};
 use super::redis::RedisStore;
-use super::{CacheError, CacheStore, DeleteReport, Health, Result};
+use super::{Admission, CacheError, CacheStore, DeleteReport, Health, RateLimit, Result};
 use crate::config::CacheConfig;
 
 /// Values at least this large are compressed and decoded on the blocking pool, so a large
@@ -303,6 +303,16 @@ impl Cache {
     /// Adds to a counter; see [`CacheStore::incr_by`].
     pub async fn incr_by(&self, key: &CacheKey, delta: i64, ttl: Option<Duration>) -> Result<i64> {
         self.inner.store.incr_by(key.as_str(), delta, ttl).await
+    }
+
+    /// How long until `key` expires (`None`: missing or no expiry).
+    pub async fn ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        self.inner.store.ttl(key.as_str()).await
+    }
+
+    /// Counts one request against `limit` under `key`; see [`CacheStore::throttle`].
+    pub async fn throttle(&self, key: &CacheKey, limit: RateLimit) -> Result<Admission> {
+        self.inner.store.throttle(key.as_str(), limit).await
     }
 
     /// Adds to one counter of a hash (analytics buckets); see

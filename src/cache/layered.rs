@@ -6,7 +6,7 @@
 //!   `l1_ttl` (and never past their own TTL), so another replica's write is seen within
 //!   `l1_ttl`: that is the staleness bound this layer trades for speed;
 //! - this replica's own writes and deletes update the L1 at once;
-//! - counters, hash counters and sorted sets bypass the L1 (they change in place on the
+//! - counters, hash counters, sorted sets and rate limits bypass the L1 (they change in place on the
 //!   server and must be exact).
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::memory::MemoryStore;
 use super::metrics::CacheMetrics;
-use super::{CacheStore, DeleteReport, Health, Result};
+use super::{Admission, CacheStore, DeleteReport, Health, RateLimit, Result};
 
 /// A memory L1 over an inner store.
 #[derive(Debug)]
@@ -173,6 +173,14 @@ impl CacheStore for LayeredStore {
 
     async fn sorted_remove(&self, key: &str, member: &str) -> Result<bool> {
         self.inner.sorted_remove(key, member).await
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        self.inner.ttl(key).await
+    }
+
+    async fn throttle(&self, key: &str, limit: RateLimit) -> Result<Admission> {
+        self.inner.throttle(key, limit).await
     }
 
     async fn ping(&self) -> Result<()> {

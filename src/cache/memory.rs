@@ -18,7 +18,7 @@ use moka::Expiry;
 use moka::ops::compute::Op;
 use tokio::time::Instant;
 
-use super::{CacheError, CacheStore, DeleteReport, Result};
+use super::{Admission, CacheError, CacheStore, DeleteReport, RateLimit, Result};
 
 /// Bytes counted per entry on top of key and value, for moka's bookkeeping.
 const ENTRY_OVERHEAD: usize = 64;
@@ -423,6 +423,33 @@ impl CacheStore for MemoryStore {
                 None => Stored::new(data, None),
             };
             Ok((Op::Put(stored), true))
+        })
+        .await
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        Ok(self.live(key).await.and_then(|stored| stored.remaining()))
+    }
+
+    async fn throttle(&self, key: &str, limit: RateLimit) -> Result<Admission> {
+        // The entry's expiry is the theoretical arrival time: once it passes, the key is
+        // as good as absent.
+        self.update(key, |current| {
+            let now = Instant::now();
+            let arrival = current
+                .and_then(|stored| stored.expires_at)
+                .map_or(now, |at| at.max(now));
+            let next = arrival + limit.interval;
+            let ahead = next.duration_since(now);
+            if ahead > limit.tolerance() {
+                let retry_after = ahead - limit.tolerance();
+                return Ok((Op::Nop, Admission::Limited { retry_after }));
+            }
+            let stored = Stored {
+                data: Data::Value(Bytes::new()),
+                expires_at: Some(next),
+            };
+            Ok((Op::Put(stored), Admission::Admitted))
         })
         .await
     }

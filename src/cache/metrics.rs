@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{CacheStore, DeleteReport, Health, Result};
+use super::{Admission, CacheStore, DeleteReport, Health, RateLimit, Result};
 
 /// The operations of [`CacheStore`], as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +40,8 @@ pub enum Operation {
     DeleteIfEquals,
     /// `delete_pattern`
     DeletePattern,
+    /// `ttl`
+    Ttl,
     /// `expire`
     Expire,
     /// `incr_by`
@@ -54,13 +56,15 @@ pub enum Operation {
     SortedRange,
     /// `sorted_remove`
     SortedRemove,
+    /// `throttle`
+    Throttle,
     /// `ping`
     Ping,
 }
 
 impl Operation {
     /// Every operation, in label order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::Get,
         Self::GetMany,
         Self::Set,
@@ -69,6 +73,7 @@ impl Operation {
         Self::Delete,
         Self::DeleteIfEquals,
         Self::DeletePattern,
+        Self::Ttl,
         Self::Expire,
         Self::IncrBy,
         Self::HashIncrBy,
@@ -76,6 +81,7 @@ impl Operation {
         Self::SortedAdd,
         Self::SortedRange,
         Self::SortedRemove,
+        Self::Throttle,
         Self::Ping,
     ];
 
@@ -90,6 +96,7 @@ impl Operation {
             Self::Delete => "delete",
             Self::DeleteIfEquals => "delete_if_equals",
             Self::DeletePattern => "delete_pattern",
+            Self::Ttl => "ttl",
             Self::Expire => "expire",
             Self::IncrBy => "incr_by",
             Self::HashIncrBy => "hash_incr_by",
@@ -97,6 +104,7 @@ impl Operation {
             Self::SortedAdd => "sorted_add",
             Self::SortedRange => "sorted_range_by_score",
             Self::SortedRemove => "sorted_remove",
+            Self::Throttle => "throttle",
             Self::Ping => "ping",
         }
     }
@@ -573,6 +581,15 @@ impl CacheStore for MeteredStore {
             self.inner.sorted_remove(key, member),
         )
         .await
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        self.timed(Operation::Ttl, self.inner.ttl(key)).await
+    }
+
+    async fn throttle(&self, key: &str, limit: RateLimit) -> Result<Admission> {
+        self.timed(Operation::Throttle, self.inner.throttle(key, limit))
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

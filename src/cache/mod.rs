@@ -180,6 +180,48 @@ pub struct DeleteReport {
     pub longest_batch: Duration,
 }
 
+/// A rate limit as GCRA (the generic cell rate algorithm): on average one request per
+/// `interval`, and up to `burst` at once after a quiet spell. Kept per key by
+/// [`CacheStore::throttle`], so with Redis every replica draws on the same budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The time one request costs: `1 s / rate`.
+    pub interval: Duration,
+    /// How many requests may come at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `per_sec` requests a second on average, `burst` at once (at least `per_sec`, so a
+    /// full second's worth is always allowed; both at least 1).
+    pub fn per_second(per_sec: u32, burst: u32) -> Self {
+        let per_sec = per_sec.max(1);
+        Self {
+            interval: Duration::from_secs(1) / per_sec,
+            burst: burst.max(per_sec),
+        }
+    }
+
+    /// How far ahead of now the stored arrival time may run before requests are refused:
+    /// `interval × burst`.
+    pub fn tolerance(&self) -> Duration {
+        self.interval.saturating_mul(self.burst)
+    }
+}
+
+/// What [`CacheStore::throttle`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the limit; the request was counted.
+    Admitted,
+    /// Over the limit; nothing was counted. The next request is admitted after
+    /// `retry_after`.
+    Limited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+}
+
 /// A key-value store with TTLs, counters and the few structures jobs and analytics need.
 ///
 /// Object safe: the service holds an `Arc<dyn CacheStore>`. Wrappers (metrics, fallback,
@@ -229,6 +271,9 @@ pub trait CacheStore: Send + Sync + fmt::Debug + fmt::Display {
     /// - keys written while it runs may or may not be deleted.
     async fn delete_pattern(&self, pattern: &str) -> Result<DeleteReport>;
 
+    /// How long until a key expires: `None` when it is missing or has no expiry.
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
+
     /// Sets a key's TTL; returns whether the key exists.
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
 
@@ -266,6 +311,16 @@ pub trait CacheStore: Send + Sync + fmt::Debug + fmt::Display {
 
     /// Removes a member from a sorted set; returns whether it was there.
     async fn sorted_remove(&self, key: &str, member: &str) -> Result<bool>;
+
+    /// Counts one request against `limit` under `key` (GCRA: the key holds the
+    /// theoretical arrival time of the next request, and expires when that time passes).
+    ///
+    /// # Behavior
+    /// - admitted requests push the arrival time one `interval` further; a refused one
+    ///   changes nothing, so clients that keep retrying are not punished further;
+    /// - Redis runs it as one script on the server's clock, so every replica sharing the
+    ///   server shares the budget; memory keeps it on tokio's clock.
+    async fn throttle(&self, key: &str, limit: RateLimit) -> Result<Admission>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;

@@ -5,12 +5,18 @@
 //! answers are distinct so clients can act on them: 401 (no key, or not a valid one),
 //! 403 (a valid key without the scope, or from a network it may not use), 429 with
 //! `Retry-After` (over a rate limit, or blocked after repeated failures).
+//!
+//! The per-key rate limit and the failed-authentication counts live in the cache layer,
+//! so with Redis every replica shares them: a key's budget and an address's allowance of
+//! failures are the same whichever replica a request reaches. The per-IP rate limit is
+//! kept in this process: it runs before authentication, on every request, and guards this
+//! replica's own CPU without a round trip to Redis (docs/SCALING.md).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -22,24 +28,18 @@ use serde_json::json;
 use super::error::ApiError;
 use crate::api_keys::{ApiKey, KeyStore, Scope, parse_token};
 use crate::audit::{AuditEvent, AuditLog};
+use crate::cache::{Admission, Cache, CacheKey, RateLimit};
 use crate::config::ServerConfig;
-
-/// Failed authentications of one IP.
-#[derive(Debug)]
-struct Failures {
-    count: u32,
-    window_start: Instant,
-    blocked_until: Option<Instant>,
-}
 
 /// Who may call the API, and how often.
 pub struct Guard {
     keys: KeyStore,
     audit: AuditLog,
+    /// Where the per-key limits and failure counts are kept (shared through Redis).
+    cache: Cache,
     allow_ips: Vec<IpNet>,
     ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
-    key_limiter: DefaultKeyedRateLimiter<String>,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
+    key_limit: RateLimit,
     /// Keys as last read (or created here): while the key store is degraded (Redis
     /// down, the fallback does not have them) they keep working.
     known: Mutex<HashMap<String, ApiKey>>,
@@ -93,15 +93,15 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
 }
 
 impl Guard {
-    /// A guard with `config`'s limits over `keys`.
-    pub fn new(config: &ServerConfig, keys: KeyStore, audit: AuditLog) -> Self {
+    /// A guard with `config`'s limits over `keys`, keeping shared limits in `cache`.
+    pub fn new(config: &ServerConfig, keys: KeyStore, audit: AuditLog, cache: Cache) -> Self {
         Self {
             keys,
             audit,
+            cache,
             allow_ips: config.allow_ips.clone(),
             ip_limiter: RateLimiter::keyed(quota(config.ip_rate_per_sec, config.ip_burst)),
-            key_limiter: RateLimiter::keyed(quota(config.key_rate_per_sec, config.key_burst)),
-            failures: Mutex::new(HashMap::new()),
+            key_limit: RateLimit::per_second(config.key_rate_per_sec, config.key_burst),
             known: Mutex::new(HashMap::new()),
             failures_before_block: config.auth_failures_before_block.max(1),
             failure_window: Duration::from_secs(config.auth_failure_window_secs.max(1)),
@@ -123,18 +123,19 @@ impl Guard {
                 format!("{ip} may not call the API (server.allow_ips)"),
             ));
         }
-        if let Some(wait) = self.blocked_for(ip) {
-            return Err(too_many(
-                "blocked",
-                "too many failed authentications from this address; try again later",
-                wait,
-            ));
-        }
+        // The local limit first: a flood is turned away before it costs a Redis call.
         if let Err(not_until) = self.ip_limiter.check_key(&ip) {
             return Err(too_many(
                 "rate_limited",
                 "too many requests from this address",
                 not_until.wait_time_from(DefaultClock::default().now()),
+            ));
+        }
+        if let Some(wait) = self.blocked_for(ip).await {
+            return Err(too_many(
+                "blocked",
+                "too many failed authentications from this address; try again later",
+                wait,
             ));
         }
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
@@ -151,7 +152,7 @@ impl Guard {
         let key = match token.and_then(parse_token) {
             Some((id, secret)) => match self.lookup(id).await {
                 Ok(Some(key)) if key.verify(secret) => key,
-                Ok(_) => return Err(self.failed(req, ip, "unknown key or wrong secret")),
+                Ok(_) => return Err(self.failed(req, ip, "unknown key or wrong secret").await),
                 Err(err) => {
                     tracing::error!(error = %err, "cannot read API keys");
                     return Err(ApiError::unavailable(
@@ -160,10 +161,10 @@ impl Guard {
                     ));
                 }
             },
-            None => return Err(self.failed(req, ip, "malformed key")),
+            None => return Err(self.failed(req, ip, "malformed key").await),
         };
         if let Some(reason) = key.unusable(crate::jobs::unix_now()) {
-            return Err(self.failed(req, ip, reason));
+            return Err(self.failed(req, ip, reason).await);
         }
         if !key.allows_ip(ip) {
             return Err(forbidden(
@@ -184,12 +185,20 @@ impl Guard {
                 ),
             ));
         }
-        if let Err(not_until) = self.key_limiter.check_key(&key.id) {
-            return Err(too_many(
-                "rate_limited",
-                format!("too many requests with key `{}`", key.name),
-                not_until.wait_time_from(DefaultClock::default().now()),
-            ));
+        let slot = self.shared_key(&format!("ratelimit:key:{}", key.id));
+        match self.cache.throttle(&slot, self.key_limit).await {
+            Ok(Admission::Admitted) => {}
+            Ok(Admission::Limited { retry_after }) => {
+                return Err(too_many(
+                    "rate_limited",
+                    format!("too many requests with key `{}`", key.name),
+                    retry_after,
+                ));
+            }
+            // The fallback store absorbs outages; anything else must not lock clients out.
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot count a request against its key's rate limit; admitted")
+            }
         }
         Ok(key)
     }
@@ -231,37 +240,56 @@ impl Guard {
         }
     }
 
-    fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let until = failures.get(&ip)?.blocked_until?;
-        until.checked_duration_since(Instant::now())
+    /// A global key of the guard's (`<prefix>:global:<name>`).
+    fn shared_key(&self, name: &str) -> CacheKey {
+        self.cache.keys().global().key(name)
     }
 
-    /// Counts a failed authentication; blocks the IP at the threshold.
-    fn failed(&self, req: &HttpRequest, ip: IpAddr, reason: &str) -> ApiError {
-        let now = Instant::now();
-        let blocked = {
-            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = failures.entry(ip).or_insert(Failures {
-                count: 0,
-                window_start: now,
-                blocked_until: None,
-            });
-            if now.duration_since(entry.window_start) > self.failure_window {
-                entry.count = 0;
-                entry.window_start = now;
-                entry.blocked_until = None;
+    fn block_key(ip: IpAddr) -> String {
+        format!("auth:blocked:{ip}")
+    }
+
+    /// How long `ip` stays blocked, if it is: the block key's remaining TTL, the same on
+    /// every replica.
+    async fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        match self.cache.ttl(&self.shared_key(&Self::block_key(ip))).await {
+            Ok(left) => left.filter(|left| !left.is_zero()),
+            Err(err) => {
+                tracing::warn!(error = %err, %ip, "cannot read whether an address is blocked");
+                None
             }
-            entry.count += 1;
-            let block = entry.count >= self.failures_before_block && entry.blocked_until.is_none();
-            if block {
-                entry.blocked_until = Some(now + self.block_for);
-            }
-            block
-        };
+        }
+    }
+
+    /// Counts a failed authentication; blocks the IP when it reaches the threshold within
+    /// the window (counting starts again after the block).
+    async fn failed(&self, req: &HttpRequest, ip: IpAddr, reason: &str) -> ApiError {
         tracing::warn!(%ip, path = req.path(), reason, "authentication failed");
-        if blocked {
-            self.audit.record(&AuditEvent {
+        let error = unauthorized("invalid_key", format!("the API key is not valid: {reason}"));
+        let counter = self.shared_key(&format!("auth:failures:{ip}"));
+        let failures = match self
+            .cache
+            .incr_by(&counter, 1, Some(self.failure_window))
+            .await
+        {
+            Ok(failures) => failures,
+            Err(err) => {
+                tracing::warn!(error = %err, %ip, "cannot count a failed authentication");
+                return error;
+            }
+        };
+        if failures < i64::from(self.failures_before_block) || self.block_for.is_zero() {
+            return error;
+        }
+        let block = self.shared_key(&Self::block_key(ip));
+        // Only the replica that sets the block records it.
+        let blocked = self
+            .cache
+            .set_if_absent(&block, &true, Some(self.block_for))
+            .await;
+        let _ = self.cache.delete(&counter).await;
+        match blocked {
+            Ok(true) => self.audit.record(&AuditEvent {
                 ip: Some(ip.to_string()),
                 ..crate::audit::event(
                     "auth.blocked",
@@ -271,9 +299,11 @@ impl Guard {
                         "blocked_secs": self.block_for.as_secs(),
                     }),
                 )
-            });
+            }),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, %ip, "cannot block an address"),
         }
-        unauthorized("invalid_key", format!("the API key is not valid: {reason}"))
+        error
     }
 
     /// Records an audit event for an API action by `key`.

@@ -127,7 +127,7 @@ impl AppState {
         };
         let keys = KeyStore::new(sites.home(), &config.data_dir);
         let audit = AuditLog::new(&config.data_dir);
-        let guard = auth::Guard::new(&config.server, keys, audit);
+        let guard = auth::Guard::new(&config.server, keys, audit, sites.cache().clone());
         let providers =
             routes::health::ProviderProbes::new(&sites, origin.as_ref().map(|o| o.origin.site()));
         // Jobs go through the queue when they are kept in Redis (every replica sees them).

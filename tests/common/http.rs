@@ -77,11 +77,29 @@ impl TestApp {
     }
 
     async fn start_state(state: AppState, data: tempfile::TempDir) -> Self {
+        let admin = state.ensure_admin_key().await.unwrap().unwrap();
+        Self::serve_state(state, data, admin)
+    }
+
+    /// A second replica of this app: the same configuration (so the same Redis and
+    /// prefix) with its own data directory, serving on its own port. The admin key is
+    /// this app's, found through the shared key store.
+    pub fn replica(&self) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: data.path().to_path_buf(),
+            cache_dir: data.path().join("cache"),
+            ..self.config.clone()
+        };
+        let state = AppState::new(&config).unwrap();
+        Self::serve_state(state, data, self.admin.clone())
+    }
+
+    fn serve_state(state: AppState, data: tempfile::TempDir, admin: String) -> Self {
         let config = state.config().clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let admin = state.ensure_admin_key().await.unwrap().unwrap();
         tokio::spawn(serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
