@@ -129,6 +129,14 @@ async fn over_the_key_rate_is_429_with_retry_after() {
     assert!((1..=2).contains(&retry), "retry after {retry}");
 }
 
+/// One API call with a key that is not valid; its status.
+async fn with_a_wrong_key(app: &TestApp) -> u16 {
+    let headers = [("authorization", "Bearer nope")];
+    app.call("GET", "/v1/cache/stats", &headers, b"")
+        .await
+        .status
+}
+
 fn audit_events(app: &TestApp, event: &str) -> usize {
     let audit = std::fs::read_to_string(app.data.path().join("audit.log")).unwrap_or_default();
     audit
@@ -190,15 +198,7 @@ async fn with_redis_failed_authentications_on_every_replica_count_toward_one_blo
     .await;
     let b = a.replica();
     for app in [&a, &b, &a, &b] {
-        let r = app
-            .call(
-                "GET",
-                "/v1/cache/stats",
-                &[("authorization", "Bearer nope")],
-                b"",
-            )
-            .await;
-        assert_eq!(r.status, 401);
+        assert_eq!(with_a_wrong_key(app).await, 401);
     }
     for app in [&a, &b] {
         let blocked = app.admin("GET", "/v1/cache/stats", None).await;
@@ -239,15 +239,7 @@ async fn block_secs_zero_never_blocks() {
     })
     .await;
     for _ in 0..4 {
-        let r = app
-            .call(
-                "GET",
-                "/v1/cache/stats",
-                &[("authorization", "Bearer nope")],
-                b"",
-            )
-            .await;
-        assert_eq!(r.status, 401);
+        assert_eq!(with_a_wrong_key(&app).await, 401);
     }
     assert_eq!(app.admin("GET", "/v1/cache/stats", None).await.status, 200);
     assert_eq!(audit_events(&app, "auth.blocked"), 0);
@@ -261,15 +253,7 @@ async fn repeated_auth_failures_block_the_ip_and_write_an_audit_event() {
     })
     .await;
     for _ in 0..3 {
-        let r = app
-            .call(
-                "GET",
-                "/v1/cache/stats",
-                &[("authorization", "Bearer nope")],
-                b"",
-            )
-            .await;
-        assert_eq!(r.status, 401);
+        assert_eq!(with_a_wrong_key(&app).await, 401);
     }
     // Blocked now, even with a valid key.
     let blocked = app.admin("GET", "/v1/cache/stats", None).await;

@@ -374,7 +374,6 @@ impl CacheStore for FallbackStore {
         .await
     }
 
-    /// Always succeeds: while the primary is down the memory store answers.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
         self.call("ttl", || self.primary.ttl(key), || self.fallback.ttl(key))
             .await
@@ -389,6 +388,7 @@ impl CacheStore for FallbackStore {
         .await
     }
 
+    /// Always succeeds: while the primary is down the memory store answers.
     async fn ping(&self) -> Result<()> {
         self.call("ping", || self.primary.ping(), || self.fallback.ping())
             .await
